@@ -293,8 +293,7 @@ func (s *Service) checkSlot(ctx context.Context, c *Campaign, clinicID, productI
 }
 
 // owned checks that personID may change their active booking id now and
-// returns it with its campaign and the birth
-// date the change rules apply to. When the registry cannot answer, the
+// returns it with its campaign and the birth date the change rules apply to. When the registry cannot answer, the
 // person's birth date is unknown: changes then pass only where they do not
 // depend on it (ChangeOutsideWindow phases, the open phase), and otherwise
 // EREGISTRYDOWN.
