@@ -1,0 +1,469 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/yeyak/yeyak/adapter"
+	"github.com/yeyak/yeyak/booking"
+)
+
+// Errors a lookup can return besides the registry's adapter.ErrNotFound and
+// adapter.ErrUnavailable (always wrapped; test them with errors.Is).
+var (
+	// ErrInvalidID: the person id is empty.
+	ErrInvalidID = errors.New("cache: empty person id")
+	// ErrClosed: the cache was closed; it wraps adapter.ErrUnavailable, as
+	// a closed cache cannot ask the registry.
+	ErrClosed = fmt.Errorf("cache: closed: %w", adapter.ErrUnavailable)
+)
+
+// Cache is the eligibility read cache in front of an adapter.Registry
+// (normally the adapter.Facade). It is safe for concurrent use; Close stops
+// its goroutines.
+//
+// Lookups are answered from memory when the record is fresh; a record older
+// than FreshTTL is answered at once, marked Stale, and refreshed in the
+// background; concurrent misses for one person make one registry call; "not
+// found" is remembered for NegativeTTL; when the registry cannot answer, an
+// older record answers (stale-if-error), and without one the error wraps
+// adapter.ErrUnavailable.
+type Cache struct {
+	reg   adapter.Registry
+	cfg   Config
+	log   *slog.Logger
+	mem   *store
+	rds   *redisTier // nil without Redis
+	group singleflight.Group
+	m     *metrics
+
+	baseCtx context.Context // cancelled by Close; parent of every call the cache makes on its own
+	cancel  context.CancelFunc
+	life    sync.RWMutex // guards closed against wg.Add racing wg.Wait
+	closed  bool
+	wg      sync.WaitGroup
+	sem     chan struct{} // background refresh slots
+
+	registryCalls  atomic.Int64
+	registryErrors atomic.Int64
+	collapsed      atomic.Int64
+	refreshes      atomic.Int64
+	refreshDropped atomic.Int64
+
+	warmer atomic.Pointer[Warmer]
+}
+
+// New returns a Cache over reg. reg is normally the adapter.Facade, whose
+// breaker and deadlines make a failing registry answer fast with
+// adapter.ErrUnavailable.
+func New(reg adapter.Registry, cfg Config) (*Cache, error) {
+	if reg == nil {
+		return nil, errors.New("cache: nil registry")
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	c := &Cache{
+		reg: reg,
+		cfg: cfg,
+		log: cfg.Logger.With("component", "cache"),
+		mem: newStore(cfg.MaxEntries, cfg.MaxBytes),
+		sem: make(chan struct{}, cfg.MaxRefreshes),
+	}
+	c.baseCtx, c.cancel = context.WithCancel(context.Background())
+	switch {
+	case cfg.Redis != nil:
+		c.rds = newRedisTier(cfg.Redis, false, cfg, c.log)
+	case cfg.RedisAddr != "":
+		cl := redis.NewClient(&redis.Options{
+			Addr:         cfg.RedisAddr,
+			DialTimeout:  cfg.RedisTimeout * 4,
+			ReadTimeout:  cfg.RedisTimeout,
+			WriteTimeout: cfg.RedisTimeout,
+			MaxRetries:   -1,
+		})
+		c.rds = newRedisTier(cl, true, cfg, c.log)
+	}
+	m, err := newMetrics(c, cfg.Registerer)
+	if err != nil {
+		c.cancel()
+		if c.rds != nil {
+			c.rds.close()
+		}
+		return nil, err
+	}
+	c.m = m
+	return c, nil
+}
+
+// Close stops background refreshes and the warmer, waits for them, and
+// closes a Redis client the cache opened itself. Lookups after Close answer
+// from memory only; misses return ErrClosed.
+func (c *Cache) Close() error {
+	c.life.Lock()
+	if c.closed {
+		c.life.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.life.Unlock()
+	if w := c.warmer.Load(); w != nil {
+		w.Pause()
+	}
+	c.cancel()
+	c.wg.Wait()
+	if c.rds != nil {
+		return c.rds.close()
+	}
+	return nil
+}
+
+// goOwned runs f on a goroutine Close waits for; false if the cache is closed.
+func (c *Cache) goOwned(f func()) bool {
+	c.life.RLock()
+	defer c.life.RUnlock()
+	if c.closed {
+		return false
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// enter registers a call made on the caller's goroutine (a registry fetch
+// inside singleflight) with Close; the returned func must be called when
+// it ends. false if the cache is closed.
+func (c *Cache) enter() (func(), bool) {
+	c.life.RLock()
+	defer c.life.RUnlock()
+	if c.closed {
+		return nil, false
+	}
+	c.wg.Add(1)
+	return c.wg.Done, true
+}
+
+// Get returns the person's eligibility record.
+//
+// Returns an error wrapping adapter.ErrNotFound if the registry does not know
+// the person (remembered for NegativeTTL), an error wrapping
+// adapter.ErrUnavailable if the registry cannot answer and nothing usable is
+// cached (also when ctx ends first: the caller never waits past its own
+// deadline), and ErrInvalidID for an empty id. Error texts never contain the
+// person id.
+func (c *Cache) Get(ctx context.Context, personID string) (Entry, error) {
+	if personID == "" {
+		return Entry{}, ErrInvalidID
+	}
+	now := c.cfg.Now()
+	sh := c.mem.shard(personID)
+	sh.mu.Lock()
+	e, ok := sh.lru.Get(personID)
+	if ok {
+		age := now.Sub(e.fetchedAt)
+		switch {
+		case e.notFound:
+			if age < c.cfg.NegativeTTL {
+				sh.counts.negativeHits++
+				sh.mu.Unlock()
+				return Entry{}, errNotFound
+			}
+		case e.invalidated:
+			// The person's booking changed: ask the registry first; the
+			// entry stays as the stale-if-error fallback.
+		case age < c.cfg.FreshTTL:
+			sh.counts.hitsFresh++
+			sh.mu.Unlock()
+			return Entry{Record: e.rec, FetchedAt: e.fetchedAt, Source: SourceMemory}, nil
+		case age < c.cfg.StaleTTL:
+			sh.counts.hitsStale++
+			sie := !e.refreshFailed.IsZero()
+			if sie {
+				sh.counts.staleIfError++
+			}
+			refresh := !e.refreshing && (!sie || now.Sub(e.refreshFailed) >= c.cfg.RefreshBackoff)
+			if refresh {
+				e.refreshing = true
+			}
+			sh.mu.Unlock()
+			if refresh {
+				c.refreshInBackground(personID, e)
+			}
+			return Entry{Record: e.rec, FetchedAt: e.fetchedAt, Stale: true, StaleIfError: sie, Source: SourceMemory}, nil
+		default:
+			sh.removeLocked(personID) // too old to answer even on error
+		}
+	}
+	sh.counts.misses++
+	sh.mu.Unlock()
+	return c.load(ctx, personID, false)
+}
+
+var errNotFound = fmt.Errorf("eligibility: %w", adapter.ErrNotFound)
+
+// result is what one shared fetch produces for every caller waiting on it.
+type result struct {
+	e   *entry
+	src Source
+	sie bool // answered from a stale entry because the registry failed
+}
+
+// load runs (or joins) the one fetch for personID and waits for it, or for
+// ctx. force skips the memory and Redis tiers (a refresh).
+func (c *Cache) load(ctx context.Context, personID string, force bool) (Entry, error) {
+	key := personID
+	if force {
+		key = "\x00" + personID
+	}
+	var led bool
+	ch := c.group.DoChan(key, func() (any, error) {
+		led = true
+		return c.fetch(personID, force)
+	})
+	select {
+	case <-ctx.Done():
+		return Entry{}, fmt.Errorf("eligibility: %w: %w", adapter.ErrUnavailable, ctx.Err())
+	case r := <-ch:
+		if !led {
+			c.collapsed.Add(1)
+		}
+		if r.Err != nil {
+			return Entry{}, r.Err
+		}
+		res := r.Val.(result)
+		if res.e.notFound {
+			return Entry{}, errNotFound
+		}
+		age := c.cfg.Now().Sub(res.e.fetchedAt)
+		return Entry{
+			Record:       res.e.rec,
+			FetchedAt:    res.e.fetchedAt,
+			Stale:        age >= c.cfg.FreshTTL || res.sie,
+			StaleIfError: res.sie,
+			Source:       res.src,
+		}, nil
+	}
+}
+
+// fetch is the shared body of a miss or refresh: memory again (a fetch may
+// just have finished), then Redis, then the registry.
+func (c *Cache) fetch(personID string, force bool) (result, error) {
+	done, ok := c.enter()
+	if !ok {
+		return result{}, ErrClosed
+	}
+	defer done()
+	sh := c.mem.shard(personID)
+	if !force {
+		now := c.cfg.Now()
+		sh.mu.Lock()
+		e, ok := sh.lru.Peek(personID)
+		sh.mu.Unlock()
+		if ok && c.usable(e, now) && !e.invalidated {
+			return result{e: e, src: SourceMemory}, nil
+		}
+		if c.rds != nil {
+			if re := c.rds.get(c.baseCtx, personID); re != nil && c.usable(re, now) {
+				sh.mu.Lock()
+				if cur, ok := sh.lru.Peek(personID); !ok || cur.fetchedAt.Before(re.fetchedAt) {
+					sh.put(personID, re)
+				}
+				stale := !re.notFound && now.Sub(re.fetchedAt) >= c.cfg.FreshTTL
+				if stale {
+					re.refreshing = true
+				}
+				sh.mu.Unlock()
+				if stale {
+					c.refreshInBackground(personID, re)
+				}
+				return result{e: re, src: SourceRedis}, nil
+			}
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(c.baseCtx, c.cfg.RefreshTimeout)
+	defer cancel()
+	c.registryCalls.Add(1)
+	rec, err := c.reg.Eligibility(ctx, personID)
+	now := c.cfg.Now()
+	switch {
+	case err == nil:
+		e := newEntry(personID, rec, now)
+		c.store(personID, e)
+		return result{e: e, src: SourceRegistry}, nil
+	case errors.Is(err, adapter.ErrNotFound):
+		e := newNegative(personID, now)
+		c.store(personID, e)
+		return result{e: e, src: SourceRegistry}, nil
+	}
+	c.registryErrors.Add(1)
+	// Stale-if-error: any positive entry not past StaleTTL answers.
+	sh.mu.Lock()
+	e, ok := sh.lru.Peek(personID)
+	if ok && !e.notFound && now.Sub(e.fetchedAt) < c.cfg.StaleTTL {
+		e.refreshFailed = now
+		sh.counts.staleIfError++
+		sh.mu.Unlock()
+		return result{e: e, src: SourceMemory, sie: true}, nil
+	}
+	sh.mu.Unlock()
+	if errors.Is(err, adapter.ErrUnavailable) {
+		return result{}, fmt.Errorf("eligibility: %w", err)
+	}
+	return result{}, fmt.Errorf("eligibility: %w: %w", adapter.ErrUnavailable, err)
+}
+
+// usable reports whether e may answer a lookup at now without the registry.
+func (c *Cache) usable(e *entry, now time.Time) bool {
+	age := now.Sub(e.fetchedAt)
+	if e.notFound {
+		return age < c.cfg.NegativeTTL
+	}
+	return age < c.cfg.StaleTTL
+}
+
+// store puts a freshly fetched entry in memory and in Redis.
+func (c *Cache) store(personID string, e *entry) {
+	sh := c.mem.shard(personID)
+	sh.mu.Lock()
+	sh.put(personID, e)
+	sh.mu.Unlock()
+	if c.rds != nil {
+		c.rds.set(c.baseCtx, personID, e)
+	}
+}
+
+// refreshInBackground refreshes a stale entry on an owned goroutine, if a
+// refresh slot is free; e.refreshing was set by the caller and is cleared
+// here.
+func (c *Cache) refreshInBackground(personID string, e *entry) {
+	clear := func() {
+		sh := c.mem.shard(personID)
+		sh.mu.Lock()
+		e.refreshing = false
+		sh.mu.Unlock()
+	}
+	select {
+	case c.sem <- struct{}{}:
+	default:
+		c.refreshDropped.Add(1)
+		clear()
+		return
+	}
+	started := c.goOwned(func() {
+		defer func() { <-c.sem }()
+		defer clear()
+		c.refreshes.Add(1)
+		if _, err := c.load(c.baseCtx, personID, true); err != nil && !errors.Is(err, adapter.ErrNotFound) {
+			c.log.Debug("background refresh failed", "err", err)
+		}
+	})
+	if !started {
+		<-c.sem
+		clear()
+	}
+}
+
+// Refresh fetches the person's record from the registry now, replacing the
+// cached one. When the registry cannot answer, the cached record (if not
+// past StaleTTL) is returned marked StaleIfError, like Get.
+func (c *Cache) Refresh(ctx context.Context, personID string) (Entry, error) {
+	if personID == "" {
+		return Entry{}, ErrInvalidID
+	}
+	return c.load(ctx, personID, true)
+}
+
+// Invalidate marks the person's record as out of date, after their booking
+// changed or on demand from ops: the next lookup asks the registry (the old
+// record still answers, marked stale, if the registry cannot). It also
+// deletes the record from the Redis tier; a Redis failure is logged, not
+// returned. Other instances' in-process copies are not reached.
+func (c *Cache) Invalidate(ctx context.Context, personID string) {
+	if personID == "" {
+		return
+	}
+	sh := c.mem.shard(personID)
+	sh.mu.Lock()
+	if e, ok := sh.lru.Peek(personID); ok {
+		if e.notFound {
+			sh.removeLocked(personID)
+		} else {
+			e.invalidated = true
+		}
+	}
+	sh.mu.Unlock()
+	c.m.invalidations.Inc()
+	if c.rds != nil {
+		c.rds.del(ctx, personID)
+	}
+}
+
+// Person implements booking.PersonSource over Get.
+//
+// Returns EUNKNOWNPERSON if the registry does not know the person,
+// EREGISTRYDOWN (the cause wrapped) if the registry cannot answer and nothing
+// usable is cached, EINVALID for an empty id. Person.Stale is set when the
+// answer is a stale-if-error one.
+func (c *Cache) Person(ctx context.Context, personID string) (booking.Person, error) {
+	e, err := c.Get(ctx, personID)
+	switch {
+	case err == nil:
+		return PersonOf(e), nil
+	case errors.Is(err, ErrInvalidID):
+		return booking.Person{}, &booking.Error{Code: booking.EINVALID, Message: "A person id is required.", Err: err}
+	case errors.Is(err, adapter.ErrNotFound):
+		return booking.Person{}, &booking.Error{Code: booking.EUNKNOWNPERSON, Message: "The registry does not know this person.", Err: err}
+	default:
+		return booking.Person{}, &booking.Error{Code: booking.EREGISTRYDOWN, Message: "The immunization registry is not answering; try again later.", Err: err}
+	}
+}
+
+// PersonOf maps a cache entry to what the booking path knows of a person.
+func PersonOf(e Entry) booking.Person {
+	return booking.Person{
+		ID:            e.Record.PersonID,
+		BirthDate:     booking.DateOf(e.Record.BirthDate.UTC()),
+		DosesReceived: len(e.Record.Doses),
+		Excluded:      e.Record.Contraindicated || e.Record.Excluded,
+		Stale:         e.StaleIfError,
+	}
+}
+
+// Cache is the booking path's PersonSource.
+var _ booking.PersonSource = (*Cache)(nil)
+
+// putWarm stores records the warmer fetched in bulk, in memory and in
+// Redis (one pipeline per chunk).
+func (c *Cache) putWarm(ids []string, recs []adapter.Record) {
+	now := c.cfg.Now()
+	es := make([]*entry, 0, len(recs))
+	keys := make([]string, 0, len(recs))
+	for _, r := range recs {
+		if r.PersonID == "" {
+			continue
+		}
+		e := newEntry(r.PersonID, r, now)
+		sh := c.mem.shard(r.PersonID)
+		sh.mu.Lock()
+		sh.put(r.PersonID, e)
+		sh.mu.Unlock()
+		es = append(es, e)
+		keys = append(keys, r.PersonID)
+	}
+	if c.rds != nil {
+		c.rds.setMany(c.baseCtx, keys, es)
+	}
+}

@@ -1,0 +1,166 @@
+package cache
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/yeyak/yeyak/adapter"
+)
+
+// redisTier is the optional shared second tier. Every command has a short
+// deadline; a failure makes the tier skip Redis for RedisBackoff and is
+// logged at most once per RedisLogInterval. It never returns an error: a
+// Redis outage only costs the fleet its shared copy.
+type redisTier struct {
+	cl       redis.UniversalClient
+	own      bool
+	prefix   string
+	cfg      Config
+	log      *slog.Logger
+	down     atomic.Int64 // unix nanos until which Redis is skipped
+	lastLog  atomic.Int64 // unix nanos of the last failure log line
+	hits     atomic.Int64
+	misses   atomic.Int64
+	failures atomic.Int64
+}
+
+func newRedisTier(cl redis.UniversalClient, own bool, cfg Config, log *slog.Logger) *redisTier {
+	return &redisTier{cl: cl, own: own, prefix: cfg.KeyPrefix + "elig:", cfg: cfg, log: log}
+}
+
+// redisValue is the stored form of an entry: the record and when the
+// registry produced it, so every instance applies the same TTLs.
+type redisValue struct {
+	FetchedAt int64           `json:"f"` // unix nanoseconds
+	NotFound  bool            `json:"n,omitempty"`
+	Record    *adapter.Record `json:"r,omitempty"`
+}
+
+func (t *redisTier) key(personID string) string { return t.prefix + personID }
+
+// available reports whether Redis is not in its backoff after a failure.
+func (t *redisTier) available() bool {
+	return time.Now().UnixNano() >= t.down.Load()
+}
+
+func (t *redisTier) fail(op string, err error) {
+	if errors.Is(err, context.Canceled) {
+		return // the cache is closing
+	}
+	t.failures.Add(1)
+	now := time.Now()
+	t.down.Store(now.Add(t.cfg.RedisBackoff).UnixNano())
+	last := t.lastLog.Load()
+	if now.UnixNano()-last >= int64(t.cfg.RedisLogInterval) && t.lastLog.CompareAndSwap(last, now.UnixNano()) {
+		t.log.Warn("redis tier unavailable, answering from memory only",
+			"op", op, "err", err, "skip_for", t.cfg.RedisBackoff, "failures", t.failures.Load())
+	}
+}
+
+// get returns the stored entry, or nil when absent, undecodable or Redis
+// is failing.
+func (t *redisTier) get(ctx context.Context, personID string) *entry {
+	if !t.available() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.RedisTimeout)
+	defer cancel()
+	b, err := t.cl.Get(ctx, t.key(personID)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		t.misses.Add(1)
+		return nil
+	}
+	if err != nil {
+		t.fail("get", err)
+		return nil
+	}
+	var v redisValue
+	if err := json.Unmarshal(b, &v); err != nil || (!v.NotFound && v.Record == nil) {
+		t.misses.Add(1)
+		return nil
+	}
+	t.hits.Add(1)
+	at := time.Unix(0, v.FetchedAt)
+	if v.NotFound {
+		return newNegative(personID, at)
+	}
+	return newEntry(personID, *v.Record, at)
+}
+
+// ttl is how much longer Redis should keep e.
+func (t *redisTier) ttl(e *entry) time.Duration {
+	age := t.cfg.Now().Sub(e.fetchedAt)
+	if e.notFound {
+		return t.cfg.NegativeTTL - age
+	}
+	return t.cfg.StaleTTL - age
+}
+
+func encode(e *entry) []byte {
+	v := redisValue{FetchedAt: e.fetchedAt.UnixNano(), NotFound: e.notFound}
+	if !e.notFound {
+		v.Record = &e.rec
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("cache: encode record: " + err.Error()) // plain struct: cannot fail
+	}
+	return b
+}
+
+// set stores e with a Redis TTL that ends when StaleTTL (NegativeTTL for a
+// negative entry) has passed since the fetch.
+func (t *redisTier) set(ctx context.Context, personID string, e *entry) {
+	ttl := t.ttl(e)
+	if ttl <= 0 || !t.available() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.RedisTimeout)
+	defer cancel()
+	if err := t.cl.Set(ctx, t.key(personID), encode(e), ttl).Err(); err != nil {
+		t.fail("set", err)
+	}
+}
+
+// setMany stores a chunk of entries in one pipeline (the warmer).
+func (t *redisTier) setMany(ctx context.Context, ids []string, es []*entry) {
+	if len(es) == 0 || !t.available() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 4*t.cfg.RedisTimeout)
+	defer cancel()
+	_, err := t.cl.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, e := range es {
+			if ttl := t.ttl(e); ttl > 0 {
+				p.Set(ctx, t.key(ids[i]), encode(e), ttl)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.fail("set_many", err)
+	}
+}
+
+func (t *redisTier) del(ctx context.Context, personID string) {
+	ctx, cancel := context.WithTimeout(ctx, t.cfg.RedisTimeout)
+	defer cancel()
+	// Tried even during the backoff: an invalidation that is skipped would
+	// let other instances read a record known to be out of date.
+	if err := t.cl.Del(ctx, t.key(personID)).Err(); err != nil {
+		t.fail("del", err)
+	}
+}
+
+func (t *redisTier) close() error {
+	if t.own {
+		return t.cl.Close()
+	}
+	return nil
+}

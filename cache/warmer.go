@@ -1,0 +1,301 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Roster lists the people of a birth-digit group (the last digit of their
+// day of birth, booking.BirthDigit), for pre-warming. A production Roster
+// reads the registry's person master; SliceRoster is an in-memory one.
+type Roster interface {
+	// PeopleForDigit returns up to limit person ids of the digit group,
+	// in ascending order, all greater than after ("" for the first page).
+	// An empty result means the group is done.
+	PeopleForDigit(ctx context.Context, digit int, after string, limit int) ([]string, error)
+}
+
+// DigitCounter is implemented by Rosters that can count a digit group; the
+// warmer then reports its progress as a ratio.
+type DigitCounter interface {
+	CountForDigit(ctx context.Context, digit int) (int, error)
+}
+
+// WarmerConfig configures a Warmer. Zero values mean the documented
+// defaults; Roster is required.
+type WarmerConfig struct {
+	// Roster lists the people to warm.
+	Roster Roster
+	// ChunkSize is the number of people per bulk registry call. 0 means 500.
+	ChunkSize int
+	// ChunksPerSecond caps the bulk calls per second: the registry's
+	// budget for pre-warming. 0 means 2 (1,000 people a second at the
+	// default chunk size: a 200,000-person digit group in under 4 minutes).
+	ChunksPerSecond float64
+	// ChunkTimeout bounds one bulk call. 0 means 30s.
+	ChunkTimeout time.Duration
+	// RetryDelay is the wait before retrying a chunk that failed (the same
+	// chunk is retried until the warmer is paused). 0 means 5s.
+	RetryDelay time.Duration
+	// Logger receives one line per chunk (no person ids). nil means the
+	// cache's logger.
+	Logger *slog.Logger
+}
+
+// WarmerState is where the warmer is.
+type WarmerState string
+
+// The warmer's states.
+const (
+	WarmerIdle    WarmerState = "idle"    // never started
+	WarmerRunning WarmerState = "running" // loading chunks
+	WarmerPaused  WarmerState = "paused"  // stopped by Pause or Close; Start with the same digit resumes
+	WarmerDone    WarmerState = "done"    // the digit group is loaded
+)
+
+// WarmerStatus is the warmer's progress on its current (or last) digit
+// group. It carries no person ids.
+type WarmerStatus struct {
+	Digit      int         `json:"digit"` // -1 before the first Start
+	State      WarmerState `json:"state"`
+	People     int64       `json:"people"` // ids looked up in this run
+	Loaded     int64       `json:"loaded"` // records stored (people the registry knows)
+	Chunks     int64       `json:"chunks"`
+	Errors     int64       `json:"errors"` // failed chunk attempts
+	Total      int64       `json:"total"`  // size of the digit group, -1 if the roster cannot count
+	Progress   float64     `json:"progress"`
+	LastError  string      `json:"last_error,omitempty"`
+	StartedAt  time.Time   `json:"started_at,omitzero"`
+	UpdatedAt  time.Time   `json:"updated_at,omitzero"`
+	FinishedAt time.Time   `json:"finished_at,omitzero"`
+}
+
+// ErrWarmerBusy: Start was asked for another digit while a run is going.
+var ErrWarmerBusy = errors.New("cache: warmer is running another digit group; pause it first")
+
+// Warmer loads a birth-digit group's eligibility into the cache in bulk
+// (Registry.EligibilityBulk), chunked, rate-limited and resumable, before
+// that group's rotation day opens. One warmer per cache; its run is owned by
+// the cache and stopped by Pause or Cache.Close.
+type Warmer struct {
+	c   *Cache
+	cfg WarmerConfig
+	log *slog.Logger
+
+	mu     sync.Mutex
+	st     WarmerStatus
+	after  string // last id done in the current digit group
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the current run ends
+	tot    WarmerStatus  // cumulative counters for the metrics
+}
+
+// NewWarmer returns the cache's warmer and attaches it to c, so that
+// c.Stats, the metrics and c.OpsHandler show and drive it.
+func NewWarmer(c *Cache, cfg WarmerConfig) (*Warmer, error) {
+	if cfg.Roster == nil {
+		return nil, errors.New("cache: WarmerConfig.Roster is required")
+	}
+	if cfg.ChunkSize < 0 || cfg.ChunksPerSecond < 0 || cfg.ChunkTimeout < 0 || cfg.RetryDelay < 0 {
+		return nil, errors.New("cache: negative value in WarmerConfig")
+	}
+	if cfg.ChunkSize == 0 {
+		cfg.ChunkSize = 500
+	}
+	if cfg.ChunksPerSecond == 0 {
+		cfg.ChunksPerSecond = 2
+	}
+	if cfg.ChunkTimeout == 0 {
+		cfg.ChunkTimeout = 30 * time.Second
+	}
+	if cfg.RetryDelay == 0 {
+		cfg.RetryDelay = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = c.log
+	}
+	w := &Warmer{c: c, cfg: cfg, log: cfg.Logger.With("component", "cache_warmer"),
+		st: WarmerStatus{Digit: -1, State: WarmerIdle, Total: -1}}
+	if !c.warmer.CompareAndSwap(nil, w) {
+		return nil, errors.New("cache: the cache already has a warmer")
+	}
+	return w, nil
+}
+
+// Start warms digit's group. It returns at once; the run goes on until the
+// group is done or Pause or Cache.Close is called (ctx's values are kept,
+// its cancellation is not: an ops request that starts the warmer ends long
+// before the run). Start after Pause with the same digit continues after the
+// last chunk done; another digit, or the same digit after it is done, starts
+// from the beginning. Returns ErrWarmerBusy if it is running another digit,
+// ErrClosed if the cache is closed.
+func (w *Warmer) Start(ctx context.Context, digit int) error {
+	if digit < 0 || digit > 9 {
+		return fmt.Errorf("cache: digit %d is not 0-9", digit)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.st.State == WarmerRunning {
+		if w.st.Digit == digit {
+			return nil
+		}
+		return ErrWarmerBusy
+	}
+	now := time.Now()
+	if w.st.Digit != digit || w.st.State == WarmerDone {
+		w.after = ""
+		w.st = WarmerStatus{Digit: digit, Total: -1, StartedAt: now}
+	}
+	prev := w.st.State
+	w.st.State = WarmerRunning
+	w.st.UpdatedAt = now
+	w.st.FinishedAt = time.Time{}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	if !w.c.goOwned(func() { w.run(runCtx, digit, done) }) {
+		cancel()
+		w.st.State = prev
+		return ErrClosed
+	}
+	w.cancel, w.done = cancel, done
+	return nil
+}
+
+// Pause stops the run after the chunk in flight (its bulk call is
+// cancelled) and waits for it to end. The progress is kept: Start with the
+// same digit resumes.
+func (w *Warmer) Pause() {
+	w.mu.Lock()
+	cancel, done := w.cancel, w.done
+	w.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
+	<-done
+}
+
+// Status returns the progress of the current (or last) run.
+func (w *Warmer) Status() WarmerStatus {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := w.st
+	if s.Total > 0 {
+		s.Progress = min(1, float64(s.People)/float64(s.Total))
+	} else if s.State == WarmerDone {
+		s.Progress = 1
+	}
+	return s
+}
+
+// totals returns the counters summed over every run.
+func (w *Warmer) totals() WarmerStatus {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.tot
+}
+
+func (w *Warmer) run(ctx context.Context, digit int, done chan struct{}) {
+	final := WarmerPaused
+	defer func() {
+		w.mu.Lock()
+		w.st.State = final
+		w.st.UpdatedAt = time.Now()
+		if final == WarmerDone {
+			w.st.FinishedAt = w.st.UpdatedAt
+		}
+		w.cancel, w.done = nil, nil
+		st := w.st
+		w.mu.Unlock()
+		w.log.Info("warmer stopped", "digit", digit, "state", string(final),
+			"people", st.People, "loaded", st.Loaded, "chunks", st.Chunks, "errors", st.Errors)
+		close(done)
+	}()
+	// Cache.Close pauses the warmer first; this also ends the run if the
+	// cache's context ends some other way.
+	stop := context.AfterFunc(w.c.baseCtx, func() { w.Pause() })
+	defer stop()
+
+	if dc, ok := w.cfg.Roster.(DigitCounter); ok {
+		if n, err := dc.CountForDigit(ctx, digit); err == nil {
+			w.mu.Lock()
+			w.st.Total = int64(n)
+			w.mu.Unlock()
+		}
+	}
+	lim := rate.NewLimiter(rate.Limit(w.cfg.ChunksPerSecond), 1)
+	started := time.Now()
+	for {
+		if err := lim.Wait(ctx); err != nil {
+			return
+		}
+		w.mu.Lock()
+		after := w.after
+		w.mu.Unlock()
+		n, loaded, err := w.chunk(ctx, digit, after)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			w.mu.Lock()
+			w.st.Errors++
+			w.tot.Errors++
+			w.st.LastError = err.Error()
+			w.st.UpdatedAt = time.Now()
+			w.mu.Unlock()
+			w.log.Warn("warmer chunk failed, will retry", "digit", digit, "err", err, "retry_in", w.cfg.RetryDelay)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(w.cfg.RetryDelay):
+			}
+			continue
+		}
+		if n == 0 {
+			final = WarmerDone
+			return
+		}
+		w.mu.Lock()
+		st := w.st
+		w.mu.Unlock()
+		w.log.Info("warmer chunk done", "digit", digit, "chunk", st.Chunks, "people", st.People,
+			"loaded", st.Loaded, "this_chunk", n, "this_chunk_loaded", loaded, "total", st.Total,
+			"elapsed", time.Since(started).Round(time.Millisecond))
+	}
+}
+
+// chunk loads the next page after `after` and records the progress;
+// it returns the number of ids in the page (0: the group is done).
+func (w *Warmer) chunk(ctx context.Context, digit int, after string) (n, loaded int, err error) {
+	ids, err := w.cfg.Roster.PeopleForDigit(ctx, digit, after, w.cfg.ChunkSize)
+	if err != nil {
+		return 0, 0, fmt.Errorf("roster page: %w", err)
+	}
+	if len(ids) == 0 {
+		return 0, 0, nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, w.cfg.ChunkTimeout)
+	defer cancel()
+	recs, err := w.c.reg.EligibilityBulk(cctx, ids)
+	if err != nil {
+		return 0, 0, fmt.Errorf("bulk eligibility of %d people: %w", len(ids), err)
+	}
+	w.c.putWarm(ids, recs)
+	w.mu.Lock()
+	w.after = ids[len(ids)-1]
+	w.st.People += int64(len(ids))
+	w.st.Loaded += int64(len(recs))
+	w.st.Chunks++
+	w.st.UpdatedAt = time.Now()
+	w.tot.People += int64(len(ids))
+	w.tot.Loaded += int64(len(recs))
+	w.tot.Chunks++
+	w.mu.Unlock()
+	return len(ids), len(recs), nil
+}
