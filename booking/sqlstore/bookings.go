@@ -1,0 +1,426 @@
+package sqlstore
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/yeyak/yeyak/booking"
+)
+
+// quotaKey names one quota row.
+type quotaKey struct {
+	CampaignID, ClinicID string
+	Date                 booking.Date
+	Product              string
+	Dose, Wave           int
+}
+
+func keyOf(b *booking.Booking) quotaKey {
+	return quotaKey{b.CampaignID, b.ClinicID, b.Date, b.Product, b.Dose, b.Wave}
+}
+
+func (k quotaKey) compare(o quotaKey) int {
+	return cmp.Or(
+		cmp.Compare(k.CampaignID, o.CampaignID),
+		cmp.Compare(k.ClinicID, o.ClinicID),
+		k.Date.Compare(o.Date),
+		cmp.Compare(k.Product, o.Product),
+		cmp.Compare(k.Dose, o.Dose),
+		cmp.Compare(k.Wave, o.Wave),
+	)
+}
+
+// applyDeltas takes (positive) or returns (negative) doses on quota rows,
+// in key order, so two transactions touching the same rows lock them in the
+// same order and cannot deadlock. Quota rows are always changed before
+// booking rows for the same reason.
+func (db *DB) applyDeltas(ctx context.Context, tx *sqlx.Tx, deltas map[quotaKey]int) error {
+	keys := slices.SortedFunc(maps.Keys(deltas), quotaKey.compare)
+	for _, k := range keys {
+		n := deltas[k]
+		args := []any{k.CampaignID, k.ClinicID, db.dialect.dateArg(k.Date), k.Product, k.Dose, k.Wave}
+		switch {
+		case n > 0:
+			res, err := tx.StmtxContext(ctx, db.stmts.take).ExecContext(ctx, append(append([]any{n}, args...), n)...)
+			if err != nil {
+				return fmt.Errorf("take dose: %w", err)
+			}
+			if rows, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("take dose: %w", err)
+			} else if rows == 0 {
+				return booking.Errorf(booking.ESOLDOUT, "no %s dose %d left at clinic %s on %s", k.Product, k.Dose, k.ClinicID, k.Date)
+			}
+		case n < 0:
+			res, err := tx.StmtxContext(ctx, db.stmts.release).ExecContext(ctx, append(append([]any{-n}, args...), -n)...)
+			if err != nil {
+				return fmt.Errorf("return dose: %w", err)
+			}
+			if rows, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("return dose: %w", err)
+			} else if rows == 0 {
+				// The booking holds a dose its quota row does not count:
+				// the data is inconsistent; refuse rather than guess.
+				return fmt.Errorf("return dose: quota row %s/%s/%s/%s/%d/wave %d has fewer booked than it must return",
+					k.CampaignID, k.ClinicID, k.Date, k.Product, k.Dose, k.Wave)
+			}
+		}
+	}
+	return nil
+}
+
+func validateNew(b *booking.Booking) error {
+	switch {
+	case b == nil:
+		return booking.Errorf(booking.EINVALID, "missing booking")
+	case b.ID == "" || b.PersonID == "" || b.CampaignID == "" || b.ClinicID == "" || b.Product == "":
+		return booking.Errorf(booking.EINVALID, "booking needs id, person, campaign, clinic and product")
+	case b.Date.IsZero():
+		return booking.Errorf(booking.EINVALID, "booking needs a vaccination date")
+	case b.Dose < 1:
+		return booking.Errorf(booking.EINVALID, "dose must be 1 or more")
+	case b.Wave < 0:
+		return booking.Errorf(booking.EINVALID, "wave must not be negative")
+	case b.Status != booking.StatusConfirmed && b.Status != booking.StatusProvisional:
+		return booking.Errorf(booking.EINVALID, "a new booking is confirmed or provisional, not %q", b.Status)
+	}
+	return nil
+}
+
+// CreateBookings implements booking.Store. Zero CreatedAt/UpdatedAt are
+// set to the current time (in the caller's structs too).
+func (db *DB) CreateBookings(ctx context.Context, bookings []*booking.Booking, events []booking.Event) error {
+	if len(bookings) == 0 {
+		return booking.Errorf(booking.EINVALID, "no booking to create")
+	}
+	deltas := make(map[quotaKey]int, len(bookings))
+	now := time.Now().UTC()
+	for _, b := range bookings {
+		if err := validateNew(b); err != nil {
+			return err
+		}
+		if b.CreatedAt.IsZero() {
+			b.CreatedAt = now
+		}
+		if b.UpdatedAt.IsZero() {
+			b.UpdatedAt = b.CreatedAt
+		}
+		deltas[keyOf(b)]++
+	}
+	return db.inTx(ctx, "create bookings", func(tx *sqlx.Tx) error {
+		if err := db.applyDeltas(ctx, tx, deltas); err != nil {
+			return err
+		}
+		ins := tx.StmtxContext(ctx, db.stmts.insertBooking)
+		for _, b := range bookings {
+			_, err := ins.ExecContext(ctx, b.ID, b.PersonID, b.CampaignID, b.ClinicID, db.dialect.dateArg(b.Date),
+				b.Product, b.Dose, b.Wave, string(b.Status), b.CancelReason,
+				db.dialect.timeArg(b.CreatedAt), db.dialect.timeArg(b.UpdatedAt))
+			if err != nil {
+				return db.bookingInsertError(err)
+			}
+		}
+		return db.insertEvents(ctx, tx, events)
+	})
+}
+
+func (db *DB) bookingInsertError(err error) error {
+	kind, name := db.dialect.classify(err)
+	switch {
+	case kind == uniqueViolation && (name == "" || name == bookingsActiveUnique):
+		return &booking.Error{Code: booking.EALREADYBOOKED, Message: "You already have an active booking for this campaign and dose.", Err: err}
+	case kind == primaryKeyViolation:
+		return &booking.Error{Code: booking.ECONFLICT, Message: "A booking with this id already exists.", Err: err}
+	}
+	return fmt.Errorf("insert booking: %w", err)
+}
+
+// insertEvents writes outbox rows in tx. On PostgreSQL a statement trigger
+// notifies yeyak_outbox, delivered at commit.
+func (db *DB) insertEvents(ctx context.Context, tx *sqlx.Tx, events []booking.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	ins := tx.StmtxContext(ctx, db.stmts.insertOutbox)
+	for _, e := range events {
+		if e.ID == "" || e.Type == "" || e.Key == "" || !json.Valid(e.Payload) {
+			return booking.Errorf(booking.EINVALID, "event needs an id, a type, a key and a JSON payload")
+		}
+		headers := e.Headers
+		if headers == nil {
+			headers = map[string]string{}
+		}
+		h, err := json.Marshal(headers)
+		if err != nil {
+			return fmt.Errorf("encode event headers: %w", err)
+		}
+		at := e.CreatedAt
+		if at.IsZero() {
+			at = time.Now()
+		}
+		if _, err := ins.ExecContext(ctx, e.ID, e.Key, string(e.Type), string(e.Payload), string(h), db.dialect.timeArg(at)); err != nil {
+			if kind, _ := db.dialect.classify(err); kind == uniqueViolation || kind == primaryKeyViolation {
+				return &booking.Error{Code: booking.ECONFLICT, Message: "An event with this id already exists.", Err: err}
+			}
+			return fmt.Errorf("insert outbox event: %w", err)
+		}
+	}
+	return nil
+}
+
+// currentForUpdate reads the stored booking id inside tx. The read takes no
+// lock; the update that follows is guarded by what was read
+// (sqlBookingWhereUnchanged) and the transaction retries if it changed.
+func (db *DB) current(ctx context.Context, tx *sqlx.Tx, id string) (*booking.Booking, error) {
+	b, err := scanBooking(tx.QueryRowxContext(ctx, db.q.bookingByID, id))
+	if notFound(err) {
+		return nil, booking.Errorf(booking.ENOTFOUND, "booking not found")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read booking: %w", err)
+	}
+	return b, nil
+}
+
+func (db *DB) unchangedArgs(b *booking.Booking) []any {
+	return []any{b.ID, string(b.Status), b.ClinicID, db.dialect.dateArg(b.Date), b.Product, b.Wave}
+}
+
+// execGuarded runs a guarded booking update; 0 rows means the booking
+// changed since it was read, and the transaction is retried.
+func execGuarded(ctx context.Context, tx *sqlx.Tx, query string, args ...any) error {
+	res, err := tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("update booking: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("update booking: %w", err)
+	}
+	if n == 0 {
+		return errRetry
+	}
+	return nil
+}
+
+// CancelBookings implements booking.Store. Each booking is looked up by
+// ID and must belong to its PersonID (else ENOTFOUND); the dose goes back
+// to the wave row the stored booking drew from. CancelReason and UpdatedAt
+// (default now) are taken from the arguments.
+func (db *DB) CancelBookings(ctx context.Context, bookings []*booking.Booking, events []booking.Event) error {
+	if len(bookings) == 0 {
+		return booking.Errorf(booking.EINVALID, "no booking to cancel")
+	}
+	for _, b := range bookings {
+		if b == nil || b.ID == "" || b.PersonID == "" {
+			return booking.Errorf(booking.EINVALID, "a cancellation needs the booking id and its person")
+		}
+	}
+	return db.inTx(ctx, "cancel bookings", func(tx *sqlx.Tx) error {
+		stored := make([]*booking.Booking, len(bookings))
+		deltas := make(map[quotaKey]int, len(bookings))
+		for i, b := range bookings {
+			cur, err := db.current(ctx, tx, b.ID)
+			if err != nil {
+				return err
+			}
+			if cur.PersonID != b.PersonID {
+				return booking.Errorf(booking.ENOTFOUND, "booking not found")
+			}
+			if !cur.Active() {
+				return booking.Errorf(booking.EALREADYCANCELLED, "booking is already cancelled")
+			}
+			if slices.ContainsFunc(stored[:i], func(s *booking.Booking) bool { return s.ID == cur.ID }) {
+				return booking.Errorf(booking.EINVALID, "booking listed twice")
+			}
+			stored[i] = cur
+			deltas[keyOf(cur)]--
+		}
+		if err := db.applyDeltas(ctx, tx, deltas); err != nil {
+			return err
+		}
+		for i, b := range bookings {
+			at := b.UpdatedAt
+			if at.IsZero() {
+				at = time.Now()
+			}
+			args := append([]any{b.CancelReason, db.dialect.timeArg(at)}, db.unchangedArgs(stored[i])...)
+			if err := execGuarded(ctx, tx, db.q.cancelBooking, args...); err != nil {
+				return err
+			}
+		}
+		return db.insertEvents(ctx, tx, events)
+	})
+}
+
+// MoveBookings implements booking.Store. Old must match the stored booking
+// (clinic, date, product, wave), else ECONFLICT: someone changed it since
+// the caller read it. New keeps Old's ID, person, campaign and dose; its
+// clinic, date, product, wave, status and UpdatedAt (default now) are
+// stored.
+func (db *DB) MoveBookings(ctx context.Context, moves []booking.Move, events []booking.Event) error {
+	if len(moves) == 0 {
+		return booking.Errorf(booking.EINVALID, "no booking to move")
+	}
+	for _, m := range moves {
+		if m.Old == nil || m.New == nil {
+			return booking.Errorf(booking.EINVALID, "a move needs the old and the new booking")
+		}
+		if err := validateNew(m.New); err != nil {
+			return err
+		}
+		if m.New.ID != m.Old.ID || m.New.PersonID != m.Old.PersonID || m.New.CampaignID != m.Old.CampaignID || m.New.Dose != m.Old.Dose {
+			return booking.Errorf(booking.EINVALID, "a move keeps the booking's id, person, campaign and dose")
+		}
+	}
+	return db.inTx(ctx, "move bookings", func(tx *sqlx.Tx) error {
+		stored := make([]*booking.Booking, len(moves))
+		deltas := make(map[quotaKey]int, 2*len(moves))
+		for i, m := range moves {
+			cur, err := db.current(ctx, tx, m.New.ID)
+			if err != nil {
+				return err
+			}
+			if cur.PersonID != m.New.PersonID {
+				return booking.Errorf(booking.ENOTFOUND, "booking not found")
+			}
+			if !cur.Active() {
+				return booking.Errorf(booking.EALREADYCANCELLED, "booking is cancelled")
+			}
+			if keyOf(cur) != keyOf(m.Old) {
+				return booking.Errorf(booking.ECONFLICT, "booking changed since it was read; reload and try again")
+			}
+			if slices.ContainsFunc(stored[:i], func(s *booking.Booking) bool { return s.ID == cur.ID }) {
+				return booking.Errorf(booking.EINVALID, "booking listed twice")
+			}
+			stored[i] = cur
+			deltas[keyOf(cur)]--
+			deltas[keyOf(m.New)]++
+		}
+		if err := db.applyDeltas(ctx, tx, deltas); err != nil {
+			return err
+		}
+		for i, m := range moves {
+			at := m.New.UpdatedAt
+			if at.IsZero() {
+				at = time.Now()
+			}
+			args := append([]any{m.New.ClinicID, db.dialect.dateArg(m.New.Date), m.New.Product, m.New.Wave,
+				string(m.New.Status), db.dialect.timeArg(at)}, db.unchangedArgs(stored[i])...)
+			if err := execGuarded(ctx, tx, db.q.moveBooking, args...); err != nil {
+				return err
+			}
+		}
+		return db.insertEvents(ctx, tx, events)
+	})
+}
+
+// SetStatus implements booking.Store. Returns ENOTFOUND if the booking
+// does not exist and ECONFLICT if its status is not from. Setting
+// cancelled returns the dose to its wave (with an empty cancel reason;
+// CancelBookings records one); leaving cancelled is EINVALID.
+func (db *DB) SetStatus(ctx context.Context, id string, from, to booking.Status, at time.Time, events []booking.Event) error {
+	valid := func(s booking.Status) bool {
+		return s == booking.StatusConfirmed || s == booking.StatusProvisional || s == booking.StatusCancelled
+	}
+	if id == "" || !valid(from) || !valid(to) {
+		return booking.Errorf(booking.EINVALID, "set status needs a booking id and valid statuses")
+	}
+	if from == booking.StatusCancelled && to != booking.StatusCancelled {
+		return booking.Errorf(booking.EINVALID, "a cancelled booking cannot become active again")
+	}
+	if at.IsZero() {
+		at = time.Now()
+	}
+	return db.inTx(ctx, "set booking status", func(tx *sqlx.Tx) error {
+		cur, err := db.current(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if cur.Status != from {
+			if to == booking.StatusCancelled && !cur.Active() {
+				return booking.Errorf(booking.EALREADYCANCELLED, "booking is already cancelled")
+			}
+			return booking.Errorf(booking.ECONFLICT, "booking is %s, not %s", cur.Status, from)
+		}
+		if to == booking.StatusCancelled && cur.Active() {
+			if err := db.applyDeltas(ctx, tx, map[quotaKey]int{keyOf(cur): -1}); err != nil {
+				return err
+			}
+		}
+		args := append([]any{string(to), cur.CancelReason, db.dialect.timeArg(at)}, db.unchangedArgs(cur)...)
+		if err := execGuarded(ctx, tx, db.q.setStatus, args...); err != nil {
+			return err
+		}
+		return db.insertEvents(ctx, tx, events)
+	})
+}
+
+// Booking implements booking.Store.
+func (db *DB) Booking(ctx context.Context, personID, id string) (*booking.Booking, error) {
+	b, err := scanBooking(db.x.QueryRowxContext(ctx, db.q.bookingOfOwner, id, personID))
+	if notFound(err) {
+		return nil, booking.Errorf(booking.ENOTFOUND, "booking not found")
+	}
+	if err != nil {
+		return nil, internal("get booking", err)
+	}
+	return b, nil
+}
+
+// BookingByID implements booking.Store.
+func (db *DB) BookingByID(ctx context.Context, id string) (*booking.Booking, error) {
+	b, err := scanBooking(db.x.QueryRowxContext(ctx, db.q.bookingByID, id))
+	if notFound(err) {
+		return nil, booking.Errorf(booking.ENOTFOUND, "booking not found")
+	}
+	if err != nil {
+		return nil, internal("get booking", err)
+	}
+	return b, nil
+}
+
+// Bookings implements booking.Store.
+func (db *DB) Bookings(ctx context.Context, personID string) ([]*booking.Booking, error) {
+	rows, err := db.x.QueryxContext(ctx, db.q.bookingsOf, personID)
+	if err != nil {
+		return nil, internal("list bookings", err)
+	}
+	defer rows.Close()
+	var out []*booking.Booking
+	for rows.Next() {
+		b, err := scanBooking(rows)
+		if err != nil {
+			return nil, internal("list bookings", err)
+		}
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, internal("list bookings", err)
+	}
+	return out, nil
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanBooking(s scanner) (*booking.Booking, error) {
+	var (
+		b                booking.Booking
+		date             dbDate
+		status           string
+		created, updated dbTime
+	)
+	err := s.Scan(&b.ID, &b.PersonID, &b.CampaignID, &b.ClinicID, &date, &b.Product, &b.Dose, &b.Wave,
+		&status, &b.CancelReason, &created, &updated)
+	if err != nil {
+		return nil, err
+	}
+	b.Date, b.Status, b.CreatedAt, b.UpdatedAt = date.Date, booking.Status(status), created.Time, updated.Time
+	return &b, nil
+}

@@ -1,0 +1,182 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/yeyak/yeyak/booking"
+)
+
+// SQL is written once with "?" placeholders; newQueries rebinds it and
+// fills in the dialect's fragments.
+const (
+	sqlQuotaKey = `campaign_id = ? AND clinic_id = ? AND vdate = ? AND product = ? AND dose = ? AND wave = ?`
+
+	// sqlTake is the conditional decrement of the booking path: it changes
+	// nothing (0 rows) when fewer than n doses are left or the row does
+	// not exist.
+	sqlTake = `UPDATE quotas SET booked = booked + ?, version = {{nextVersion}}
+		WHERE ` + sqlQuotaKey + ` AND booked + ? <= capacity`
+	sqlRelease = `UPDATE quotas SET booked = booked - ?, version = {{nextVersion}}
+		WHERE ` + sqlQuotaKey + ` AND booked >= ?`
+
+	sqlInsertBooking = `INSERT INTO bookings
+		(id, person_id, campaign_id, clinic_id, vdate, product, dose, wave, status, cancel_reason, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	sqlInsertOutbox = `INSERT INTO outbox (id, aggregate_key, event_type, payload, headers, created_at)
+		VALUES (?, ?, ?, ?, ?, ?)`
+
+	sqlBookingColumns = `id, person_id, campaign_id, clinic_id, vdate, product, dose, wave, status, cancel_reason, created_at, updated_at`
+	sqlBookingByID    = `SELECT ` + sqlBookingColumns + ` FROM bookings WHERE id = ?`
+	sqlBookingOfOwner = `SELECT ` + sqlBookingColumns + ` FROM bookings WHERE id = ? AND person_id = ?`
+	sqlBookingsOf     = `SELECT ` + sqlBookingColumns + ` FROM bookings WHERE person_id = ? ORDER BY created_at DESC, id DESC`
+	// sqlBookingWhereUnchanged guards an update with what the transaction
+	// read, so a concurrent change makes it touch 0 rows (and retry).
+	sqlBookingWhereUnchanged = ` WHERE id = ? AND status = ? AND clinic_id = ? AND vdate = ? AND product = ? AND wave = ?`
+	sqlCancelBooking         = `UPDATE bookings SET status = 'cancelled', cancel_reason = ?, updated_at = ?` + sqlBookingWhereUnchanged
+	sqlMoveBooking           = `UPDATE bookings SET clinic_id = ?, vdate = ?, product = ?, wave = ?, status = ?, updated_at = ?` + sqlBookingWhereUnchanged
+	sqlSetStatus             = `UPDATE bookings SET status = ?, cancel_reason = ?, updated_at = ?` + sqlBookingWhereUnchanged
+
+	sqlPutCampaign = `INSERT INTO campaigns (id, body, updated_at) VALUES (?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at`
+	sqlCampaign  = `SELECT body FROM campaigns WHERE id = ?`
+	sqlCampaigns = `SELECT body FROM campaigns ORDER BY id`
+
+	sqlPutClinic = `INSERT INTO clinics (id, name, region, lat, lon, products, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET name = excluded.name, region = excluded.region, lat = excluded.lat,
+			lon = excluded.lon, products = excluded.products, updated_at = excluded.updated_at`
+	sqlClinicColumns = `id, name, region, lat, lon, products`
+	sqlClinic        = `SELECT ` + sqlClinicColumns + ` FROM clinics WHERE id = ?`
+	sqlClinics       = `SELECT ` + sqlClinicColumns + ` FROM clinics ORDER BY id`
+
+	// sqlSetQuota inserts a row or changes its capacity; the WHERE makes it
+	// a no-op (0 rows) when the new capacity is below what is booked.
+	sqlSetQuota = `INSERT INTO quotas (campaign_id, clinic_id, vdate, product, dose, wave, capacity, booked, version)
+		VALUES (?, ?, ?, ?, ?, ?, ?, 0, {{nextVersion}})
+		ON CONFLICT (campaign_id, clinic_id, vdate, product, dose, wave) DO UPDATE
+		SET capacity = excluded.capacity, version = {{nextVersion}}
+		WHERE quotas.booked <= excluded.capacity`
+	sqlQuotaColumns    = `campaign_id, clinic_id, vdate, product, dose, wave, capacity, booked, version`
+	sqlQuotas          = `SELECT ` + sqlQuotaColumns + ` FROM quotas WHERE campaign_id = ? ORDER BY clinic_id, vdate, product, dose, wave`
+	sqlQuotasSince     = `SELECT ` + sqlQuotaColumns + ` FROM quotas WHERE campaign_id = ? AND version > ? ORDER BY version`
+	sqlQuotaCapacityOf = `SELECT capacity, booked FROM quotas WHERE ` + sqlQuotaKey
+)
+
+// queries is the package's SQL rebound for one dialect.
+type queries struct {
+	take, release, insertBooking, insertOutbox            string
+	bookingByID, bookingOfOwner, bookingsOf               string
+	cancelBooking, moveBooking, setStatus                 string
+	putCampaign, campaign, campaigns                      string
+	putClinic, clinic, clinics                            string
+	setQuota, quotas, quotasSince, quotaCapacityOf        string
+	claimIdem, idem, completeIdem, releaseIdem, purgeIdem string
+}
+
+func newQueries(d Dialect) queries {
+	r := func(q string) string {
+		return d.Rebind(strings.ReplaceAll(q, "{{nextVersion}}", d.nextVersion()))
+	}
+	return queries{
+		take: r(sqlTake), release: r(sqlRelease), insertBooking: r(sqlInsertBooking), insertOutbox: r(sqlInsertOutbox),
+		bookingByID: r(sqlBookingByID), bookingOfOwner: r(sqlBookingOfOwner), bookingsOf: r(sqlBookingsOf),
+		cancelBooking: r(sqlCancelBooking), moveBooking: r(sqlMoveBooking), setStatus: r(sqlSetStatus),
+		putCampaign: r(sqlPutCampaign), campaign: r(sqlCampaign), campaigns: r(sqlCampaigns),
+		putClinic: r(sqlPutClinic), clinic: r(sqlClinic), clinics: r(sqlClinics),
+		setQuota: r(sqlSetQuota), quotas: r(sqlQuotas), quotasSince: r(sqlQuotasSince), quotaCapacityOf: r(sqlQuotaCapacityOf),
+		claimIdem: r(sqlClaimIdem), idem: r(sqlIdem), completeIdem: r(sqlCompleteIdem), releaseIdem: r(sqlReleaseIdem), purgeIdem: r(sqlPurgeIdem),
+	}
+}
+
+// statements are prepared once at Open: the booking path's quota change,
+// booking insert and outbox insert.
+type statements struct {
+	take, release, insertBooking, insertOutbox *sqlx.Stmt
+}
+
+func (db *DB) prepare(ctx context.Context) error {
+	for _, p := range []struct {
+		dst **sqlx.Stmt
+		sql string
+	}{
+		{&db.stmts.take, db.q.take},
+		{&db.stmts.release, db.q.release},
+		{&db.stmts.insertBooking, db.q.insertBooking},
+		{&db.stmts.insertOutbox, db.q.insertOutbox},
+	} {
+		s, err := db.x.PreparexContext(ctx, p.sql)
+		if err != nil {
+			db.stmts.close()
+			return fmt.Errorf("sqlstore: prepare %q: %w", p.sql, err)
+		}
+		*p.dst = s
+	}
+	return nil
+}
+
+func (s *statements) close() {
+	for _, st := range []*sqlx.Stmt{s.take, s.release, s.insertBooking, s.insertOutbox} {
+		if st != nil {
+			_ = st.Close()
+		}
+	}
+}
+
+// dbTime scans a timestamp from either dialect (PostgreSQL TIMESTAMPTZ or
+// SQLite TEXT).
+type dbTime struct{ time.Time }
+
+func (t *dbTime) Scan(v any) error {
+	switch v := v.(type) {
+	case time.Time:
+		t.Time = v.UTC()
+	case string:
+		return t.parse(v)
+	case []byte:
+		return t.parse(string(v))
+	case nil:
+		t.Time = time.Time{}
+	default:
+		return fmt.Errorf("sqlstore: cannot scan %T into a time", v)
+	}
+	return nil
+}
+
+func (t *dbTime) parse(s string) error {
+	v, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return fmt.Errorf("sqlstore: parse time %q: %w", s, err)
+	}
+	t.Time = v.UTC()
+	return nil
+}
+
+// dbDate scans a calendar date from either dialect (DATE or TEXT).
+type dbDate struct{ booking.Date }
+
+func (d *dbDate) Scan(v any) error {
+	switch v := v.(type) {
+	case time.Time:
+		d.Date = booking.DateOf(v)
+	case string:
+		return d.parse(v)
+	case []byte:
+		return d.parse(string(v))
+	default:
+		return fmt.Errorf("sqlstore: cannot scan %T into a date", v)
+	}
+	return nil
+}
+
+func (d *dbDate) parse(s string) error {
+	v, err := booking.ParseDate(s)
+	if err != nil {
+		return fmt.Errorf("sqlstore: stored date: %w", err)
+	}
+	d.Date = v
+	return nil
+}
