@@ -1,0 +1,531 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/yeyak/yeyak/booking"
+	"github.com/yeyak/yeyak/booking/httpapi/auth"
+)
+
+// Service is the booking use cases the API calls; *booking.Service has them.
+type Service interface {
+	Campaigns(ctx context.Context) ([]*booking.Campaign, error)
+	Eligibility(ctx context.Context, personID, campaignID string, tokenBirth booking.Date) (booking.Decision, error)
+	Book(ctx context.Context, req booking.BookRequest) (*booking.Booking, error)
+	Cancel(ctx context.Context, personID, bookingID, traceparent string) (*booking.Booking, error)
+	Reschedule(ctx context.Context, personID, bookingID, clinicID string, date booking.Date, traceparent string) (*booking.Booking, error)
+	Booking(ctx context.Context, personID, id string) (*booking.Booking, error)
+	Bookings(ctx context.Context, personID string) ([]*booking.Booking, error)
+}
+
+// Verifier turns a bearer token into an identity; *auth.Verifier has it.
+type Verifier interface {
+	Verify(ctx context.Context, token string) (auth.Identity, error)
+}
+
+// Pinger reports readiness (database reachable, migrations applied).
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Config configures the public /v1 API handler.
+type Config struct {
+	// Service books. Required.
+	Service Service
+	// Verifier checks bearer tokens. Required: there is no unauthenticated
+	// path to a person's data.
+	Verifier Verifier
+	// Idempotency stores Idempotency-Keys of POST /v1/bookings. Required.
+	Idempotency IdempotencyStore
+	// Snapshot answers GET /v1/clinics from memory. Required; the caller
+	// owns it (Start/Close).
+	Snapshot *Snapshot
+	// People, when set, gives the birth date of an authenticated caller
+	// whose token has none, so /v1/clinics can show their wave (the
+	// eligibility cache). nil: such callers see the current window's wave.
+	People booking.PersonSource
+	// Ready is checked by GET /readyz. nil means always ready.
+	Ready Pinger
+	// Registerer receives the HTTP metrics. nil means a private registry.
+	Registerer prometheus.Registerer
+	// PersonKey keys the HMAC that replaces person ids in logs. nil means
+	// a random key per process (logs correlate within one process only).
+	PersonKey []byte
+	// Logger: nil means slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Extra handlers mounted on the public listener by path pattern (demo
+	// mode: "POST /demo/token", "GET /demo/people").
+	Extra map[string]http.Handler
+}
+
+// Server is the public /v1 API; it implements http.Handler.
+type Server struct {
+	cfg     Config
+	mux     *http.ServeMux
+	log     *slog.Logger
+	now     func() time.Time
+	key     []byte
+	metrics *metrics
+}
+
+// NewServer validates cfg and returns the handler for the public listener.
+func NewServer(cfg Config) (*Server, error) {
+	switch {
+	case cfg.Service == nil:
+		return nil, errors.New("httpapi: Service is required")
+	case cfg.Verifier == nil:
+		return nil, errors.New("httpapi: Verifier is required")
+	case cfg.Idempotency == nil:
+		return nil, errors.New("httpapi: Idempotency is required")
+	case cfg.Snapshot == nil:
+		return nil, errors.New("httpapi: Snapshot is required")
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger, now: cfg.Now, key: cfg.PersonKey}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if len(s.key) == 0 {
+		s.key = make([]byte, 32)
+		_, _ = rand.Read(s.key)
+	}
+	reg := cfg.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	s.routes()
+	for pattern, h := range cfg.Extra {
+		s.mux.Handle(pattern, h)
+	}
+	return s, nil
+}
+
+func (s *Server) routes() {
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mux.HandleFunc("GET /v1/openapi.yaml", s.openapi)
+	s.mux.HandleFunc("GET /v1/campaigns", s.campaigns)
+	s.mux.HandleFunc("GET /v1/clinics", s.clinics)
+	s.mux.HandleFunc("GET /v1/me/eligibility", s.authed(s.eligibility))
+	s.mux.HandleFunc("POST /v1/bookings", s.authed(s.book))
+	s.mux.HandleFunc("GET /v1/bookings", s.authed(s.listBookings))
+	s.mux.HandleFunc("GET /v1/bookings/{id}", s.authed(s.getBooking))
+	s.mux.HandleFunc("DELETE /v1/bookings/{id}", s.authed(s.cancel))
+	s.mux.HandleFunc("POST /v1/bookings/{id}/reschedule", s.authed(s.reschedule))
+}
+
+// ServeHTTP routes r, answering unknown paths and methods with the JSON
+// error shape, and records metrics.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	h, pattern := s.mux.Handler(r)
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	if pattern == "" {
+		// The mux's own 404/405: run it into a recorder to learn which, keep
+		// its Allow header, answer with our error shape.
+		rec := &headerRecorder{h: http.Header{}}
+		h.ServeHTTP(rec, r)
+		if rec.status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", rec.h.Get("Allow"))
+			writeCode(sw, CodeMethodNotAllowed, "Method not allowed on this path.")
+		} else {
+			writeCode(sw, booking.ENOTFOUND, "No such endpoint.")
+		}
+		pattern = "unmatched"
+	} else {
+		s.mux.ServeHTTP(sw, r) // again through the mux: it sets path values
+	}
+	s.metrics.observe(pattern, sw.status, time.Since(start))
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+type headerRecorder struct {
+	h      http.Header
+	status int
+}
+
+func (r *headerRecorder) Header() http.Header { return r.h }
+func (r *headerRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return len(b), nil
+}
+func (r *headerRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+}
+
+// PersonHash returns the keyed hash that stands for a person id in logs.
+func (s *Server) PersonHash(personID string) string {
+	m := hmac.New(sha256.New, s.key)
+	m.Write([]byte(personID))
+	return hex.EncodeToString(m.Sum(nil)[:8])
+}
+
+// fail writes err as an API error; internal errors are logged with their
+// cause for the operator and shown as "Internal error.".
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, personID string, err error) {
+	code, msg := errorCode(err)
+	if code == booking.EINTERNAL || code == booking.EREGISTRYDOWN {
+		attrs := []any{"method", r.Method, "path", r.Pattern, "code", code, "err", err}
+		if personID != "" {
+			attrs = append(attrs, "person", s.PersonHash(personID))
+		}
+		if code == booking.EINTERNAL {
+			s.log.Error("request failed", attrs...)
+		} else {
+			s.log.Warn("registry unavailable", attrs...)
+		}
+	}
+	writeCode(w, code, msg)
+}
+
+type authedHandler func(w http.ResponseWriter, r *http.Request, id auth.Identity)
+
+// authed verifies the bearer token before h runs.
+func (s *Server) authed(h authedHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok, err := auth.ParseAuthorization(r.Header.Get("Authorization"))
+		if err == nil {
+			var id auth.Identity
+			id, err = s.cfg.Verifier.Verify(r.Context(), tok)
+			if err == nil {
+				h(w, r, id)
+				return
+			}
+		}
+		s.log.Debug("token refused", "path", r.Pattern, "err", err)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="yeyak"`)
+		s.fail(w, r, "", err)
+	}
+}
+
+// identity returns the caller's identity when the request carries a valid
+// token, for endpoints where authentication is optional.
+func (s *Server) identity(r *http.Request) (auth.Identity, bool) {
+	tok, err := auth.ParseAuthorization(r.Header.Get("Authorization"))
+	if err != nil {
+		return auth.Identity{}, false
+	}
+	id, err := s.cfg.Verifier.Verify(r.Context(), tok)
+	return id, err == nil
+}
+
+var traceparentRE = regexp.MustCompile(`^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$`)
+
+// traceparent returns the request's W3C trace context if well formed.
+func traceparent(r *http.Request) string {
+	if tp := r.Header.Get("traceparent"); traceparentRE.MatchString(tp) {
+		return tp
+	}
+	return ""
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.cfg.Ready.Ping(ctx); err != nil {
+			s.log.Warn("not ready", "err", err)
+			writeCode(w, CodeUnavailable, "The database is not reachable or not migrated.")
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) openapi(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/yaml")
+	_, _ = w.Write(OpenAPI())
+}
+
+func (s *Server) campaigns(w http.ResponseWriter, r *http.Request) {
+	cs, err := s.cfg.Service.Campaigns(r.Context())
+	if err != nil {
+		s.fail(w, r, "", err)
+		return
+	}
+	out := campaignsResponse{Campaigns: make([]campaignJSON, 0, len(cs))}
+	for _, c := range cs {
+		out.Campaigns = append(out.Campaigns, toCampaignJSON(c))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// Clinic listing limits.
+const (
+	DefaultClinicLimit = 20
+	MaxClinicLimit     = 200
+)
+
+// clinics answers from the snapshot. remaining is for the caller's wave:
+// with a valid token, the wave the caller may book now (from the token's
+// birth date, else People); without a token, or when the caller may not
+// book now, the wave of the window now falls in (CurrentWave).
+func (s *Server) clinics(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	campaignID := q.Get("campaign")
+	if err := checkID("campaign", campaignID); err != nil {
+		s.fail(w, r, "", err)
+		return
+	}
+	cq := ClinicQuery{CampaignID: campaignID, Region: q.Get("region"), Product: q.Get("product"), Limit: DefaultClinicLimit}
+	if len(cq.Region) > 16 || len(cq.Product) > maxIDLen {
+		s.fail(w, r, "", booking.Errorf(booking.EINVALID, "region or product is too long"))
+		return
+	}
+	if v := q.Get("date"); v != "" {
+		d, err := booking.ParseDate(v)
+		if err != nil {
+			s.fail(w, r, "", err)
+			return
+		}
+		cq.Date = d
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxClinicLimit {
+			s.fail(w, r, "", booking.Errorf(booking.EINVALID, "limit must be an integer from 1 to %d", MaxClinicLimit))
+			return
+		}
+		cq.Limit = n
+	}
+	c := s.cfg.Snapshot.Campaign(campaignID)
+	if c == nil {
+		s.fail(w, r, "", booking.Errorf(booking.ENOTFOUND, "No such campaign."))
+		return
+	}
+	now := s.now()
+	cq.Wave = CurrentWave(c, now)
+	if id, ok := s.identity(r); ok {
+		birth := id.BirthDate
+		if birth.IsZero() && s.cfg.People != nil {
+			if p, err := s.cfg.People.Person(r.Context(), id.PersonID); err == nil {
+				birth = p.BirthDate
+			}
+		}
+		if !birth.IsZero() {
+			if d := booking.CanBook(c, birth, now); d.OK {
+				cq.Wave = d.Wave
+			}
+		}
+	}
+	list, asOf, ok := s.cfg.Snapshot.Clinics(cq)
+	if !ok {
+		s.fail(w, r, "", booking.Errorf(booking.ENOTFOUND, "No such campaign."))
+		return
+	}
+	out := clinicsResponse{Wave: cq.Wave, AsOf: asOf.UTC(), Clinics: make([]clinicJSON, 0, len(list))}
+	for _, ca := range list {
+		cj := clinicJSON{ID: ca.Clinic.ID, Name: ca.Clinic.Name, Region: ca.Clinic.Region, Lat: ca.Clinic.Lat, Lon: ca.Clinic.Lon,
+			Availability: make([]availabilityJSON, 0, len(ca.Availability))}
+		for _, a := range ca.Availability {
+			cj.Availability = append(cj.Availability, availabilityJSON(a))
+		}
+		out.Clinics = append(out.Clinics, cj)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) eligibility(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	campaignID := r.URL.Query().Get("campaign")
+	if err := checkID("campaign", campaignID); err != nil {
+		s.fail(w, r, id.PersonID, err)
+		return
+	}
+	d, err := s.cfg.Service.Eligibility(r.Context(), id.PersonID, campaignID, id.BirthDate)
+	if err != nil {
+		s.fail(w, r, id.PersonID, err)
+		return
+	}
+	out := eligibilityResponse{Eligible: d.OK, Reason: string(d.Reason), Provisional: d.Provisional}
+	if d.OK {
+		out.Wave = &d.Wave
+		out.ClosesAt = timePtr(d.ClosesAt)
+	} else {
+		out.CanBookFrom = timePtr(d.OpensAt)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+func (s *Server) book(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	key := r.Header.Get("Idempotency-Key")
+	if err := checkIdempotencyKey(key); err != nil {
+		s.fail(w, r, id.PersonID, err)
+		return
+	}
+	body, err := readJSONBody(w, r)
+	if err != nil {
+		s.fail(w, r, id.PersonID, err)
+		return
+	}
+	req, err := DecodeBookingRequest(body)
+	if err != nil {
+		s.fail(w, r, id.PersonID, err)
+		return
+	}
+	hash := requestHash(req)
+	ctx := r.Context()
+	rec, claimed, err := s.cfg.Idempotency.Claim(ctx, id.PersonID, key, hash)
+	if err != nil {
+		s.fail(w, r, id.PersonID, err)
+		return
+	}
+	if !claimed {
+		switch {
+		case rec.RequestHash != hash:
+			writeCode(w, CodeIdempotencyKeyReused, "This Idempotency-Key was already used with a different request.")
+		case rec.Status == 0:
+			writeCode(w, CodeIdempotencyInProgress, "A request with this Idempotency-Key is still in progress.")
+		default:
+			w.Header().Set("Idempotent-Replayed", "true")
+			writeRaw(w, rec.Status, rec.Body)
+		}
+		return
+	}
+	// From here the key is ours: complete or release it even if the client
+	// goes away.
+	bg := context.WithoutCancel(ctx)
+	b, err := s.cfg.Service.Book(ctx, booking.BookRequest{
+		PersonID: id.PersonID, CampaignID: req.CampaignID, ClinicID: req.ClinicID,
+		Date: req.Date, Product: req.Product, BirthDate: id.BirthDate, Traceparent: traceparent(r),
+	})
+	if err != nil {
+		// Nothing was written: free the key so a retry runs again.
+		if rerr := s.cfg.Idempotency.Release(bg, id.PersonID, key); rerr != nil {
+			s.log.Error("release idempotency key", "person", s.PersonHash(id.PersonID), "err", rerr)
+		}
+		s.fail(w, r, id.PersonID, err)
+		return
+	}
+	s.cfg.Snapshot.Poke()
+	resp, merr := marshalLine(bookingResponse{Booking: toBookingJSON(b)})
+	if merr != nil {
+		s.fail(w, r, id.PersonID, merr)
+		return
+	}
+	if err := s.cfg.Idempotency.Complete(bg, id.PersonID, key, http.StatusCreated, resp); err != nil {
+		s.log.Error("complete idempotency key; a retry with this key will see 409 idempotency_in_progress",
+			"person", s.PersonHash(id.PersonID), "err", err)
+	}
+	w.Header().Set("Location", "/v1/bookings/"+b.ID)
+	writeRaw(w, http.StatusCreated, resp)
+}
+
+func (s *Server) listBookings(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	bs, err := s.cfg.Service.Bookings(r.Context(), id.PersonID)
+	if err != nil {
+		s.fail(w, r, id.PersonID, err)
+		return
+	}
+	out := bookingsResponse{Bookings: make([]bookingJSON, 0, len(bs))}
+	for _, b := range bs {
+		out.Bookings = append(out.Bookings, toBookingJSON(b))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// bookingID checks the {id} path value; a malformed id is simply not found.
+func bookingID(r *http.Request) (string, error) {
+	v := r.PathValue("id")
+	if checkID("id", v) != nil {
+		return "", booking.Errorf(booking.ENOTFOUND, "No such booking.")
+	}
+	return v, nil
+}
+
+func (s *Server) getBooking(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	bid, err := bookingID(r)
+	if err == nil {
+		var b *booking.Booking
+		if b, err = s.cfg.Service.Booking(r.Context(), id.PersonID, bid); err == nil {
+			writeJSON(w, http.StatusOK, bookingResponse{Booking: toBookingJSON(b)})
+			return
+		}
+	}
+	s.fail(w, r, id.PersonID, err)
+}
+
+func (s *Server) cancel(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	bid, err := bookingID(r)
+	if err == nil {
+		var b *booking.Booking
+		if b, err = s.cfg.Service.Cancel(r.Context(), id.PersonID, bid, traceparent(r)); err == nil {
+			s.cfg.Snapshot.Poke()
+			writeJSON(w, http.StatusOK, bookingResponse{Booking: toBookingJSON(b)})
+			return
+		}
+	}
+	s.fail(w, r, id.PersonID, err)
+}
+
+func (s *Server) reschedule(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	bid, err := bookingID(r)
+	if err != nil {
+		s.fail(w, r, id.PersonID, err)
+		return
+	}
+	body, err := readJSONBody(w, r)
+	if err != nil {
+		s.fail(w, r, id.PersonID, err)
+		return
+	}
+	req, err := DecodeRescheduleRequest(body)
+	if err != nil {
+		s.fail(w, r, id.PersonID, err)
+		return
+	}
+	b, err := s.cfg.Service.Reschedule(r.Context(), id.PersonID, bid, req.ClinicID, req.Date, traceparent(r))
+	if err != nil {
+		s.fail(w, r, id.PersonID, err)
+		return
+	}
+	s.cfg.Snapshot.Poke()
+	writeJSON(w, http.StatusOK, bookingResponse{Booking: toBookingJSON(b)})
+}
