@@ -17,7 +17,7 @@ func TestShares(t *testing.T) {
 	}{
 		{100, 11, 0, []int{10, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9}},
 		{100, 11, 5, []int{9, 9, 9, 9, 9, 10, 9, 9, 9, 9, 9}},
-		{13, 5, 3, []int{3, 2, 2, 3, 3}}, // remainder 3 wraps around: waves 3, 4, 0
+		{13, 5, 3, []int{3, 2, 2, 3, 3}},  // remainder 3 wraps around: waves 3, 4, 0
 		{13, 5, -2, []int{3, 2, 2, 3, 3}}, // negative start counts from the end
 		{5, 10, 8, []int{1, 1, 1, 0, 0, 0, 0, 0, 1, 1}},
 		{0, 3, 1, []int{0, 0, 0}},

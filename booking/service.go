@@ -236,14 +236,18 @@ func (s *Service) Book(ctx context.Context, req BookRequest) (*Booking, error) {
 		return nil, refusal(d)
 	}
 
+	dose, wave := sub.person.DosesReceived+1, d.Wave
+	if dose >= 2 {
+		wave = OpenWave // later doses draw from the single dose-2 pool (see SplitSupply)
+	}
 	status, typ := StatusConfirmed, EventBookingConfirmed
 	if sub.provisional {
 		status, typ = StatusProvisional, EventBookingProvisional
 	}
 	first := &Booking{
 		ID: NewID(), PersonID: req.PersonID, CampaignID: c.ID, ClinicID: req.ClinicID,
-		Date: req.Date, Product: product.ID, Dose: sub.person.DosesReceived + 1,
-		Wave: d.Wave, Status: status, CreatedAt: now.UTC(), UpdatedAt: now.UTC(),
+		Date: req.Date, Product: product.ID, Dose: dose,
+		Wave: wave, Status: status, CreatedAt: now.UTC(), UpdatedAt: now.UTC(),
 	}
 	bookings := planDoses(c, product, first)
 	events := make([]Event, len(bookings))
@@ -364,7 +368,7 @@ func (s *Service) Cancel(ctx context.Context, personID, bookingID, traceparent s
 // dose comes from the wave CanBook gives now (the open wave in catch-up and
 // open phases); when the person may change but not book now (a
 // ChangeOutsideWindow phase outside their window) it stays in the booking's
-// wave. Moving to the clinic and date it already has returns the booking
+// wave. Later doses stay in the dose-2 pool (OpenWave). Moving to the clinic and date it already has returns the booking
 // unchanged.
 //
 // Returns ENOTFOUND if the booking does not exist or belongs to someone
@@ -388,7 +392,7 @@ func (s *Service) Reschedule(ctx context.Context, personID, bookingID, clinicID 
 	now := s.now()
 	moved := *b
 	moved.ClinicID, moved.Date, moved.UpdatedAt = clinicID, date, now.UTC()
-	if d := CanBook(c, birth, now); d.OK {
+	if d := CanBook(c, birth, now); d.OK && b.Dose < 2 {
 		moved.Wave = d.Wave
 	}
 	prev := &EventPrevious{ClinicID: b.ClinicID, Date: b.Date}
