@@ -190,13 +190,13 @@ func (r *Relay) Run(ctx context.Context) error {
 	attempt := 0
 	for {
 		n, err := r.step(ctx)
-		if ctx.Err() != nil {
-			r.log.Info("outbox relay stopped")
-			return nil
-		}
 		var crash *crashError
 		if errors.As(err, &crash) {
 			return crash.err
+		}
+		if ctx.Err() != nil {
+			r.log.Info("outbox relay stopped")
+			return nil
 		}
 		if err != nil {
 			r.setErr(err)
@@ -243,7 +243,15 @@ type row struct {
 // step claims, publishes and marks one batch. It returns the number of rows
 // handled: 0 when there was nothing to do, -1 when another relay holds the
 // lease (the caller then waits for a wake-up or the poll).
-func (r *Relay) step(ctx context.Context) (int, error) {
+func (r *Relay) step(parent context.Context) (int, error) {
+	if err := parent.Err(); err != nil {
+		return 0, err
+	}
+	// A batch once started runs to its end even when Run is being stopped,
+	// so a graceful shutdown never leaves published-but-unmarked rows (the
+	// duplicates a crash would). It is bounded by the publish timeout.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), 2*r.cfg.PublishTimeout+10*time.Second)
+	defer cancel()
 	if r.dialect == DialectSQLite {
 		// One relay per SQLite file: read outside any transaction so the
 		// single writer is never held while Kafka is slow.
@@ -284,7 +292,7 @@ func (r *Relay) step(ctx context.Context) (int, error) {
 	if !locked {
 		_ = tx.Rollback()
 		r.cfg.Metrics.LeaseBusy.Inc()
-		r.waitLease(ctx)
+		r.waitLease(parent)
 		return -1, nil
 	}
 	rows, err := r.selectBatch(ctx, tx)

@@ -1,0 +1,8 @@
+package outbox_test
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func testutilCounter(c prometheus.Counter) float64 { return testutil.ToFloat64(c) }

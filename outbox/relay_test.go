@@ -1,0 +1,315 @@
+package outbox_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/yeyak/yeyak/booking"
+	"github.com/yeyak/yeyak/outbox"
+)
+
+const topic = outbox.DefaultTopic
+
+// TestRelayPublishesAllInPerKeyOrder: 2,000 events reach Kafka once each,
+// readable by franz-go with the documented schema and headers, each
+// person's events in commit order and on one partition.
+func TestRelayPublishesAllInPerKeyOrder(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d, func(t *testing.T) {
+			db := openDB(t, d)
+			brokers := startKafka(t, 6, topic)
+			w := outbox.NewWriter(brokers, topic, outbox.WriterConfig{})
+			defer w.Close()
+			r, err := outbox.NewRelay(db, d, w, fastRelay(outbox.RelayConfig{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			stop := runRelay(t, r)
+			evs := makeEvents(2000, 97)
+			insertEvents(t, db, evs[:1000])
+			insertEvents(t, db, evs[1000:]) // while the relay runs
+			recs := readAll(t, brokers, topic, len(evs), 30*time.Second)
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) != len(evs) {
+				t.Fatalf("read %d records, want %d", len(recs), len(evs))
+			}
+			if p := pending(t, db); p != 0 {
+				t.Errorf("pending after drain = %d, want 0", p)
+			}
+
+			want := map[string][]string{} // person -> event ids in commit order
+			for _, e := range evs {
+				want[e.Person] = append(want[e.Person], e.ID)
+			}
+			got := map[string][]string{}
+			partOf := map[string]int32{}
+			seen := map[string]bool{}
+			for _, rec := range recs {
+				id := header(rec, booking.HeaderEventID)
+				if seen[id] {
+					t.Fatalf("event %s published twice", id)
+				}
+				seen[id] = true
+				var p booking.EventPayload
+				if err := json.Unmarshal(rec.Value, &p); err != nil {
+					t.Fatalf("payload: %v", err)
+				}
+				if p.SchemaVersion != booking.EventSchemaVersion || p.EventID != id || string(p.Type) != header(rec, booking.HeaderEventType) {
+					t.Fatalf("payload/header mismatch: %+v vs headers %v", p, rec.Headers)
+				}
+				if header(rec, booking.HeaderSchemaVersion) != "1" || header(rec, booking.HeaderTraceparent) == "" {
+					t.Fatalf("missing headers: %v", rec.Headers)
+				}
+				key := string(rec.Key)
+				if key != p.Booking.PersonID {
+					t.Fatalf("key %q is not the person id", key)
+				}
+				if pp, ok := partOf[key]; ok && pp != rec.Partition {
+					t.Fatalf("person's events on partitions %d and %d", pp, rec.Partition)
+				}
+				partOf[key] = rec.Partition
+				got[key] = append(got[key], id)
+			}
+			for person, ids := range want {
+				if len(got[person]) != len(ids) {
+					t.Fatalf("person has %d events, want %d", len(got[person]), len(ids))
+				}
+				for i := range ids {
+					if got[person][i] != ids[i] {
+						t.Fatalf("person's event %d out of order", i)
+					}
+				}
+			}
+			if v := r.Metrics(); v == nil {
+				t.Fatal("no metrics")
+			}
+		})
+	}
+}
+
+// TestRelayMurmur2MatchesJavaPartitioner: the key hashing is the Java
+// client's, so other producers and tools agree on a person's partition.
+func TestRelayMurmur2MatchesJavaPartitioner(t *testing.T) {
+	// Values from the Java client's Utils.murmur2 (toPositive(murmur2(k)) % 6).
+	b := &kafka.Murmur2Balancer{}
+	parts := []int{0, 1, 2, 3, 4, 5}
+	for _, k := range []string{"P0000000001", "P0000000002", "hello"} {
+		p1 := b.Balance(kafka.Message{Key: []byte(k)}, parts...)
+		p2 := b.Balance(kafka.Message{Key: []byte(k)}, parts...)
+		if p1 != p2 {
+			t.Fatalf("key %q: partitions %d then %d", k, p1, p2)
+		}
+	}
+}
+
+// failingPublisher fails while down is set.
+type failingPublisher struct {
+	outbox.Publisher
+	down  atomic.Bool
+	calls atomic.Int64
+}
+
+func (f *failingPublisher) WriteMessages(ctx context.Context, msgs ...kafka.Message) error {
+	f.calls.Add(1)
+	if f.down.Load() {
+		return errors.New("kafka: connection refused (injected)")
+	}
+	return f.Publisher.WriteMessages(ctx, msgs...)
+}
+
+// TestRelayKafkaDownBacklogDrains: while Kafka refuses writes, inserts keep
+// succeeding and the backlog grows; the relay backs off (no hot loop);
+// when Kafka returns, the backlog drains to zero and nothing is lost.
+func TestRelayKafkaDownBacklogDrains(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d, func(t *testing.T) {
+			db := openDB(t, d)
+			brokers := startKafka(t, 3, topic)
+			w := outbox.NewWriter(brokers, topic, outbox.WriterConfig{})
+			defer w.Close()
+			fp := &failingPublisher{Publisher: w}
+			fp.down.Store(true)
+			r, err := outbox.NewRelay(db, d, fp, fastRelay(outbox.RelayConfig{BatchSize: 100}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			runRelay(t, r)
+			evs := makeEvents(600, 40)
+			start := time.Now()
+			for i := 0; i < len(evs); i += 100 {
+				insertEvents(t, db, evs[i:i+100]) // "bookings" keep committing
+			}
+			waitFor(t, 10*time.Second, "failed publishes", func() bool { return fp.calls.Load() >= 3 })
+			if p := pending(t, db); p != int64(len(evs)) {
+				t.Fatalf("pending while Kafka is down = %d, want %d", p, len(evs))
+			}
+			if calls, el := fp.calls.Load(), time.Since(start); calls > 20+int64(el/(10*time.Millisecond)) {
+				t.Errorf("%d publish attempts in %v: not backing off", calls, el)
+			}
+			fp.down.Store(false)
+			waitFor(t, 20*time.Second, "backlog drained", func() bool { return pending(t, db) == 0 })
+			recs := readAll(t, brokers, topic, len(evs), 20*time.Second)
+			ids := map[string]bool{}
+			for _, rec := range recs {
+				ids[header(rec, booking.HeaderEventID)] = true
+			}
+			for _, e := range evs {
+				if !ids[e.ID] {
+					t.Fatalf("event lost after outage")
+				}
+			}
+		})
+	}
+}
+
+// TestRelayKafkaRestartOnSamePort: a real broker outage (the kfake cluster
+// closed, a new one started later on the same port): the backlog waits and
+// drains into the new broker.
+func TestRelayKafkaRestartOnSamePort(t *testing.T) {
+	db := openDB(t, outbox.DialectSQLite)
+	brokers, stop, err := outbox.StartEmbeddedKafka(context.Background(), []string{topic}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := outbox.NewWriter(brokers, topic, outbox.WriterConfig{WriteTimeout: time.Second, MaxAttempts: 1})
+	defer w.Close()
+	r, err := outbox.NewRelay(db, "", w, fastRelay(outbox.RelayConfig{PublishTimeout: 2 * time.Second}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runRelay(t, r)
+	insertEvents(t, db, makeEvents(50, 10))
+	waitFor(t, 15*time.Second, "first events published", func() bool { return pending(t, db) == 0 })
+	stop() // Kafka goes away
+
+	evs := makeEvents(200, 10)
+	insertEvents(t, db, evs)
+	waitFor(t, 15*time.Second, "failed publish", func() bool { return r.Status().LastError != "" })
+	if p := pending(t, db); p != int64(len(evs)) {
+		t.Fatalf("pending during outage = %d, want %d", p, len(evs))
+	}
+	var port string
+	for i := len(brokers[0]) - 1; i >= 0; i-- {
+		if brokers[0][i] == ':' {
+			port = brokers[0][i+1:]
+			break
+		}
+	}
+	var p int
+	for _, c := range port {
+		p = p*10 + int(c-'0')
+	}
+	brokers2, stop2, err := outbox.StartEmbeddedKafka(context.Background(), []string{topic}, 3, outbox.EmbeddedPort(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop2()
+	waitFor(t, 30*time.Second, "backlog drained into the new broker", func() bool { return pending(t, db) == 0 })
+	recs := readAll(t, brokers2, topic, len(evs), 20*time.Second)
+	if len(recs) < len(evs) {
+		t.Fatalf("new broker has %d records, want %d", len(recs), len(evs))
+	}
+}
+
+// TestRelayTwoRelaysPostgres: two relays on one PostgreSQL database at once,
+// with events arriving while they run: every event is published exactly
+// once (count), none missed, per-key order kept.
+func TestRelayTwoRelaysPostgres(t *testing.T) {
+	db := openDB(t, outbox.DialectPostgres)
+	brokers := startKafka(t, 6, topic)
+	var relays []*outbox.Relay
+	for _, name := range []string{"a", "b"} {
+		w := outbox.NewWriter(brokers, topic, outbox.WriterConfig{})
+		defer w.Close()
+		r, err := outbox.NewRelay(db, outbox.DialectPostgres, w, fastRelay(outbox.RelayConfig{BatchSize: 50, Name: name}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		relays = append(relays, r)
+		runRelay(t, r)
+	}
+	evs := makeEvents(2000, 50)
+	for i := 0; i < len(evs); i += 200 {
+		insertEvents(t, db, evs[i:i+200])
+	}
+	waitFor(t, 30*time.Second, "drained", func() bool { return pending(t, db) == 0 })
+	recs := readAll(t, brokers, topic, len(evs), 20*time.Second)
+	// Read a little longer: a duplicate would arrive after the 2,000th.
+	extra := readAll(t, brokers, topic, len(evs)+1, 500*time.Millisecond)
+	if len(extra) > len(evs) || len(recs) != len(evs) {
+		t.Fatalf("topic holds %d/%d records, want exactly %d", len(recs), len(extra), len(evs))
+	}
+	count := map[string]int{}
+	last := map[string]int{}
+	index := map[string]int{}
+	for i, e := range evs {
+		index[e.ID] = i
+	}
+	for _, rec := range recs {
+		id := header(rec, booking.HeaderEventID)
+		count[id]++
+		i := index[id]
+		if prev, ok := last[string(rec.Key)]; ok && prev > i {
+			t.Fatalf("per-person order broken across relays")
+		}
+		last[string(rec.Key)] = i
+	}
+	for _, e := range evs {
+		if count[e.ID] != 1 {
+			t.Fatalf("event published %d times, want 1", count[e.ID])
+		}
+	}
+	var a, b float64
+	a = published(relays[0])
+	b = published(relays[1])
+	t.Logf("relay a published %v, relay b %v", a, b)
+	if a+b != float64(len(evs)) {
+		t.Fatalf("relays published %v in total, want %d", a+b, len(evs))
+	}
+}
+
+func published(r *outbox.Relay) float64 {
+	m := r.Metrics()
+	return testutilCounter(m.Published)
+}
+
+// TestRelayCleanupDeletesOnlyOldPublishedRows: retention removes published
+// rows past the cutoff and never unpublished ones.
+func TestRelayCleanupDeletesOnlyOldPublishedRows(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d, func(t *testing.T) {
+			db := openDB(t, d)
+			brokers := startKafka(t, 1, topic)
+			w := outbox.NewWriter(brokers, topic, outbox.WriterConfig{})
+			defer w.Close()
+			r, err := outbox.NewRelay(db, d, w, fastRelay(outbox.RelayConfig{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			stop := runRelay(t, r)
+			insertEvents(t, db, makeEvents(30, 5))
+			waitFor(t, 10*time.Second, "published", func() bool { return pending(t, db) == 0 })
+			stop()
+			insertEvents(t, db, makeEvents(7, 5)) // unpublished
+			ctx := context.Background()
+			if n, err := r.Cleanup(ctx, time.Now().Add(-time.Hour)); err != nil || n != 0 {
+				t.Fatalf("cleanup of rows newer than cutoff deleted %d (%v)", n, err)
+			}
+			n, err := r.Cleanup(ctx, time.Now().Add(time.Second))
+			if err != nil || n != 30 {
+				t.Fatalf("cleanup deleted %d (%v), want 30", n, err)
+			}
+			if p := pending(t, db); p != 7 {
+				t.Fatalf("pending after cleanup = %d, want 7", p)
+			}
+		})
+	}
+}
