@@ -93,8 +93,9 @@ func validateNew(b *booking.Booking) error {
 	return nil
 }
 
-// CreateBookings implements booking.Store. Zero CreatedAt/UpdatedAt are
-// set to the current time (in the caller's structs too).
+// CreateBookings implements booking.Store. CreatedAt and UpdatedAt are
+// normalized in the caller's structs to what is stored: UTC, microseconds,
+// the current time when zero.
 func (db *DB) CreateBookings(ctx context.Context, bookings []*booking.Booking, events []booking.Event) error {
 	if len(bookings) == 0 {
 		return booking.Errorf(booking.EINVALID, "no booking to create")
@@ -111,6 +112,8 @@ func (db *DB) CreateBookings(ctx context.Context, bookings []*booking.Booking, e
 		if b.UpdatedAt.IsZero() {
 			b.UpdatedAt = b.CreatedAt
 		}
+		b.CreatedAt = b.CreatedAt.UTC().Truncate(time.Microsecond)
+		b.UpdatedAt = b.UpdatedAt.UTC().Truncate(time.Microsecond)
 		deltas[keyOf(b)]++
 	}
 	return db.inTx(ctx, "create bookings", func(tx *sqlx.Tx) error {
