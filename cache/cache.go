@@ -218,6 +218,9 @@ type result struct {
 	e   *entry
 	src Source
 	sie bool // answered from a stale entry because the registry failed
+	// joined: the record came from a registry call made for another lookup
+	// that finished just before this one joined (found in memory again).
+	joined bool
 }
 
 // load runs (or joins) the one fetch for personID and waits for it, or for
@@ -236,13 +239,16 @@ func (c *Cache) load(ctx context.Context, personID string, force bool) (Entry, e
 	case <-ctx.Done():
 		return Entry{}, fmt.Errorf("eligibility: %w: %w", adapter.ErrUnavailable, ctx.Err())
 	case r := <-ch:
-		if !led {
-			c.collapsed.Add(1)
-		}
 		if r.Err != nil {
+			if !led {
+				c.collapsed.Add(1)
+			}
 			return Entry{}, r.Err
 		}
 		res := r.Val.(result)
+		if !led || res.joined {
+			c.collapsed.Add(1)
+		}
 		if res.e.notFound {
 			return Entry{}, errNotFound
 		}
@@ -272,7 +278,7 @@ func (c *Cache) fetch(personID string, force bool) (result, error) {
 		e, ok := sh.lru.Peek(personID)
 		sh.mu.Unlock()
 		if ok && c.usable(e, now) && !e.invalidated {
-			return result{e: e, src: SourceMemory}, nil
+			return result{e: e, src: SourceMemory, joined: true}, nil
 		}
 		if c.rds != nil {
 			if re := c.rds.get(c.baseCtx, personID); re != nil && c.usable(re, now) {

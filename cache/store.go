@@ -50,9 +50,12 @@ func (c *counts) add(o counts) {
 // per-shard bounds are floors, so the totals never exceed the configured
 // bounds.
 func newStore(maxEntries int, maxBytes int64) *store {
+	// Size the shards by what the cache can really hold: the byte bound at
+	// a small record's size may be the tighter one.
+	capacity := min(int64(maxEntries), maxBytes/256)
 	n := 1
-	if maxEntries >= 4096 {
-		n = 1 << min(6, bits.Len(uint(maxEntries/2048))-1)
+	if capacity >= 4096 {
+		n = 1 << min(6, bits.Len64(uint64(capacity/2048))-1)
 	}
 	s := &store{seed: maphash.MakeSeed(), mask: uint64(n - 1), shards: make([]shard, n)}
 	for i := range s.shards {
