@@ -95,17 +95,31 @@ func TestRelayPublishesAllInPerKeyOrder(t *testing.T) {
 	}
 }
 
-// TestRelayMurmur2MatchesJavaPartitioner: the key hashing is the Java
-// client's, so other producers and tools agree on a person's partition.
+// TestRelayMurmur2MatchesJavaPartitioner: the writer's key hashing is the
+// Java client's, so other producers and tools agree on a person's partition.
 func TestRelayMurmur2MatchesJavaPartitioner(t *testing.T) {
-	// Values from the Java client's Utils.murmur2 (toPositive(murmur2(k)) % 6).
-	b := &kafka.Murmur2Balancer{}
-	parts := []int{0, 1, 2, 3, 4, 5}
-	for _, k := range []string{"P0000000001", "P0000000002", "hello"} {
-		p1 := b.Balance(kafka.Message{Key: []byte(k)}, parts...)
-		p2 := b.Balance(kafka.Message{Key: []byte(k)}, parts...)
-		if p1 != p2 {
-			t.Fatalf("key %q: partitions %d then %d", k, p1, p2)
+	// murmur2 values from Apache Kafka's UtilsTest.testMurmur2; the Java
+	// partitioner uses toPositive(murmur2(key)) % numPartitions.
+	java := map[string]int32{
+		"21":                         -973932308,
+		"foobar":                     -790332482,
+		"a-little-bit-long-string":   -985981536,
+		"a-little-bit-longer-string": -1486304829,
+		"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
+		"abc": 479470107,
+	}
+	w := outbox.NewWriter([]string{"127.0.0.1:1"}, topic, outbox.WriterConfig{})
+	defer w.Close()
+	for _, n := range []int{1, 3, 6, 12} {
+		parts := make([]int, n)
+		for i := range parts {
+			parts[i] = i
+		}
+		for k, h := range java {
+			want := int((uint32(h) & 0x7fffffff) % uint32(n))
+			if got := w.Balancer.Balance(kafka.Message{Key: []byte(k)}, parts...); got != want {
+				t.Errorf("key %q over %d partitions: %d, Java client: %d", k, n, got, want)
+			}
 		}
 	}
 }
