@@ -110,6 +110,16 @@ func TestSplitSupply(t *testing.T) {
 		t.Errorf("remainder landed on only %d distinct waves over 40 clinics: %v", len(starts), starts)
 	}
 
+	// An unvalidated campaign with nonsense days still splits without panicking.
+	bad := booking.Campaign2021()
+	bad.Phases[0].Days = -40
+	if qs := booking.SplitSupply(bad, s); len(qs) != 1 || qs[0].Capacity != 105 {
+		t.Errorf("split with negative days = %+v, want one row of 105", qs)
+	}
+	if got := booking.CanBook(bad, older9, kst("2021-08-19 21:00")); !got.OK {
+		t.Errorf("CanBook on an unvalidated campaign = %+v", got)
+	}
+
 	// Second-dose supply is one pool in the open wave.
 	s.Dose, s.Doses = 2, 77
 	if qs := booking.SplitSupply(c, s); len(qs) != 1 || qs[0].Wave != booking.OpenWave || qs[0].Capacity != 77 || qs[0].Dose != 2 {

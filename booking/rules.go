@@ -100,7 +100,7 @@ func (p *Phase) RotationDigit(k int) int {
 // windows lists the campaign's booking windows in phase order.
 func (c *Campaign) windows() []window {
 	loc := c.Location()
-	var ws []window
+	ws := make([]window, 0, c.Waves()+len(c.Phases))
 	wave := OpenWave
 	for i := range c.Phases {
 		p := &c.Phases[i]
@@ -278,7 +278,7 @@ func (c *Campaign) Waves() int {
 	n := 1
 	for i := range c.Phases {
 		if c.Phases[i].Kind == PhaseRotation {
-			n += c.Phases[i].rotationDays()
+			n += max(c.Phases[i].rotationDays(), 0) // never below 1 wave, even unvalidated
 		}
 	}
 	return n
