@@ -90,6 +90,9 @@ func New(reg adapter.Registry, cfg Config) (*Cache, error) {
 			ReadTimeout:  cfg.RedisTimeout,
 			WriteTimeout: cfg.RedisTimeout,
 			MaxRetries:   -1,
+			// One dial attempt: the lookup's deadline is short anyway, and a
+			// dead Redis should cost one refused connection, not five.
+			DialerRetries: 1,
 		})
 		c.rds = newRedisTier(cl, true, cfg, c.log)
 	}

@@ -1,0 +1,202 @@
+package cache_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/yeyak/yeyak/cache"
+	"github.com/yeyak/yeyak/mocks/population"
+)
+
+// rosterOf builds a SliceRoster over a synthetic population.
+func rosterOf(cfg population.Config) *cache.SliceRoster {
+	var ids []string
+	digit := map[string]int{}
+	for p := range population.People(cfg) {
+		ids = append(ids, p.ID)
+		digit[p.ID] = p.Digit()
+	}
+	return cache.NewSliceRoster(ids, func(id string) int { return digit[id] })
+}
+
+func TestWarmedDigitGroupMakesNoRegistryReads(t *testing.T) {
+	reg, pcfg := populated(20_000)
+	c := newCache(t, reg, cache.Config{})
+	roster := rosterOf(pcfg)
+	w, err := cache.NewWarmer(c, cache.WarmerConfig{Roster: roster, ChunkSize: 500, ChunksPerSecond: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const digit = 3
+	if err := w.Start(context.Background(), digit); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "warmer to finish", func() bool { return w.Status().State == cache.WarmerDone })
+	st := w.Status()
+	group, _ := roster.CountForDigit(context.Background(), digit)
+	if st.People != int64(group) || st.Progress != 1 || st.Chunks != int64((group+499)/500) {
+		t.Fatalf("status = %+v, want %d people in %d chunks", st, group, (group+499)/500)
+	}
+	if got := reg.bulk.Load(); got != st.Chunks {
+		t.Fatalf("bulk calls = %d, want one per chunk (%d)", got, st.Chunks)
+	}
+
+	// 1,000 lookups of the group's known people: zero registry reads.
+	people := population.PeopleWithDigit(pcfg, digit, 1_100)
+	n := 0
+	for _, p := range people {
+		if p.Unknown || n == 1_000 {
+			continue
+		}
+		n++
+		per, err := c.Person(context.Background(), p.ID)
+		if err != nil || per.BirthDate != p.BirthDate {
+			t.Fatalf("Person = %+v, %v", per, err)
+		}
+	}
+	if n != 1_000 {
+		t.Fatalf("only %d known people in the group", n)
+	}
+	if got := reg.single.Load(); got != 0 {
+		t.Fatalf("registry reads = %d after warming, want 0", got)
+	}
+}
+
+// holdingRoster lets a test stop the warmer between chunks.
+type holdingRoster struct {
+	cache.Roster
+	pages atomic.Int64
+	hold  chan struct{} // the second page waits for it
+}
+
+func (h *holdingRoster) PeopleForDigit(ctx context.Context, d int, after string, limit int) ([]string, error) {
+	if h.pages.Add(1) == 2 {
+		select {
+		case <-h.hold:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return h.Roster.PeopleForDigit(ctx, d, after, limit)
+}
+
+func TestWarmerPauseResume(t *testing.T) {
+	reg, pcfg := populated(5_000)
+	c := newCache(t, reg, cache.Config{})
+	roster := &holdingRoster{Roster: rosterOf(pcfg), hold: make(chan struct{})}
+	w, err := cache.NewWarmer(c, cache.WarmerConfig{Roster: roster, ChunkSize: 100, ChunksPerSecond: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := w.Status(); st.State != cache.WarmerIdle || st.Digit != -1 {
+		t.Fatalf("status before Start = %+v", st)
+	}
+	ctx := context.Background()
+	if err := w.Start(ctx, 7); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(ctx, 8); !errors.Is(err, cache.ErrWarmerBusy) {
+		t.Fatalf("Start of another digit while running: err = %v, want ErrWarmerBusy", err)
+	}
+	eventually(t, "first chunk", func() bool { return w.Status().Chunks == 1 })
+	w.Pause()
+	st := w.Status()
+	if st.State != cache.WarmerPaused || st.Chunks != 1 || st.People != 100 {
+		t.Fatalf("status after Pause = %+v, want paused after 1 chunk of 100", st)
+	}
+	close(roster.hold)
+	if err := w.Start(ctx, 7); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "warmer to finish", func() bool { return w.Status().State == cache.WarmerDone })
+	group, _ := roster.Roster.(*cache.SliceRoster).CountForDigit(ctx, 7)
+	if st := w.Status(); st.People != int64(group) {
+		t.Fatalf("people = %d after resume, want %d (each once)", st.People, group)
+	}
+	// Resumed, not restarted: every id was asked for exactly once.
+	if got := reg.bulkIDs.Load(); got != int64(group) {
+		t.Fatalf("bulk ids asked = %d, want %d", got, group)
+	}
+}
+
+func TestWarmerRetriesFailedChunk(t *testing.T) {
+	reg, pcfg := populated(2_000)
+	reg.bulkFails.Store(2)
+	c := newCache(t, reg, cache.Config{})
+	w, err := cache.NewWarmer(c, cache.WarmerConfig{Roster: rosterOf(pcfg), ChunksPerSecond: 1000, RetryDelay: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "warmer to finish", func() bool { return w.Status().State == cache.WarmerDone })
+	st := w.Status()
+	if st.Errors != 2 || st.LastError == "" || st.Loaded == 0 {
+		t.Fatalf("status = %+v, want 2 errors then success", st)
+	}
+}
+
+func TestWarmerStoppedByClose(t *testing.T) {
+	reg, pcfg := populated(5_000)
+	c, err := cache.New(reg, cache.Config{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := cache.NewWarmer(c, cache.WarmerConfig{Roster: rosterOf(pcfg), ChunkSize: 10, ChunksPerSecond: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(context.Background(), 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := w.Status(); st.State != cache.WarmerPaused {
+		t.Fatalf("state after Close = %s, want paused", st.State)
+	}
+	if err := w.Start(context.Background(), 2); !errors.Is(err, cache.ErrClosed) {
+		t.Fatalf("Start after Close: err = %v, want ErrClosed", err)
+	}
+}
+
+func TestSliceRoster(t *testing.T) {
+	r := cache.NewSliceRoster([]string{"c", "a", "b", "d", "a", "x"}, func(id string) int {
+		if id == "x" {
+			return 10 // dropped
+		}
+		return 1
+	})
+	ctx := context.Background()
+	tests := []struct {
+		after string
+		limit int
+		want  []string
+	}{
+		{"", 2, []string{"a", "b"}},
+		{"b", 2, []string{"c", "d"}},
+		{"bb", 10, []string{"c", "d"}},
+		{"d", 2, nil},
+	}
+	for _, tt := range tests {
+		got, err := r.PeopleForDigit(ctx, 1, tt.after, tt.limit)
+		if err != nil || len(got) != len(tt.want) {
+			t.Fatalf("after %q: %v, %v; want %v", tt.after, got, err, tt.want)
+		}
+		for i := range got {
+			if got[i] != tt.want[i] {
+				t.Fatalf("after %q: %v, want %v", tt.after, got, tt.want)
+			}
+		}
+	}
+	if n, _ := r.CountForDigit(ctx, 1); n != 4 {
+		t.Fatalf("count = %d, want 4", n)
+	}
+	if _, err := r.PeopleForDigit(ctx, 11, "", 1); err == nil {
+		t.Fatal("digit 11 accepted")
+	}
+}
