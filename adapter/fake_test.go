@@ -103,5 +103,5 @@ func (nopRegistry) EligibilityBulk(context.Context, []string) ([]adapter.Record,
 	return nil, nil
 }
 func (nopRegistry) RecordBooking(context.Context, adapter.BookingRecord) error { return nil }
-func (nopRegistry) CancelBooking(context.Context, string) error               { return nil }
-func (nopRegistry) Ping(context.Context) error                                { return nil }
+func (nopRegistry) CancelBooking(context.Context, string) error                { return nil }
+func (nopRegistry) Ping(context.Context) error                                 { return nil }
