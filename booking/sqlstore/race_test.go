@@ -1,0 +1,259 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/yeyak/yeyak/booking"
+	"github.com/yeyak/yeyak/mocks/testenv"
+)
+
+// raceForWave has people goroutines book one wave holding doses, all at
+// once, and checks invariant 1: exactly doses succeed, the rest are sold
+// out, the row counts doses and each success wrote its outbox row.
+func raceForWave(t *testing.T, db *DB, people, doses int) {
+	t.Helper()
+	q := quota("c1", day1, 1, 4, doses)
+	mustSetQuotas(t, db, q)
+	errs := make([]error, people)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range people {
+		wg.Go(func() {
+			<-start
+			b := newBooking(fmt.Sprintf("p%04d", i), "c1", day1, 1, 4)
+			errs[i] = db.CreateBookings(context.Background(), []*booking.Booking{b}, eventsFor(booking.EventBookingConfirmed, b))
+		})
+	}
+	close(start)
+	wg.Wait()
+	var ok, soldOut int
+	for _, err := range errs {
+		switch booking.ErrorCode(err) {
+		case "":
+			ok++
+		case booking.ESOLDOUT:
+			soldOut++
+		default:
+			t.Errorf("unexpected error: %v", err)
+		}
+	}
+	if ok != doses || soldOut != people-doses {
+		t.Fatalf("%d booked, %d sold out; want %d and %d", ok, soldOut, doses, people-doses)
+	}
+	wantBooked(t, db, q, doses)
+	if n := bookingRows(t, db); n != doses {
+		t.Fatalf("bookings = %d, want %d", n, doses)
+	}
+	if n := outboxRows(t, db); n != doses {
+		t.Fatalf("outbox rows = %d, want %d", n, doses)
+	}
+}
+
+// raceSamePerson has one person book tries times at once (plenty of
+// capacity): invariant 2, exactly one active booking.
+func raceSamePerson(t *testing.T, db *DB, tries int) {
+	t.Helper()
+	q := quota("c2", day1, 1, 0, 1000)
+	mustSetQuotas(t, db, q)
+	errs := make([]error, tries)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range tries {
+		wg.Go(func() {
+			<-start
+			b := newBooking("same-person", "c2", day1, 1, 0)
+			errs[i] = db.CreateBookings(context.Background(), []*booking.Booking{b}, eventsFor(booking.EventBookingConfirmed, b))
+		})
+	}
+	close(start)
+	wg.Wait()
+	var ok int
+	for _, err := range errs {
+		switch booking.ErrorCode(err) {
+		case "":
+			ok++
+		case booking.EALREADYBOOKED:
+		default:
+			t.Errorf("unexpected error: %v", err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d bookings succeeded for one person, want 1", ok)
+	}
+	wantBooked(t, db, q, 1)
+	if n := count(t, db, "SELECT COUNT(*) FROM bookings WHERE person_id = ?", "same-person"); n != 1 {
+		t.Fatalf("person has %d bookings, want 1", n)
+	}
+}
+
+// raceCancelAndRebook cancels and moves while others book the same rows:
+// doses are conserved (booked == active bookings per row) and no call
+// fails with a lock or deadlock error.
+func raceCancelAndRebook(t *testing.T, db *DB, people int) {
+	t.Helper()
+	a, b := quota("c3", day1, 1, 1, people), quota("c3", day2, 1, 0, people)
+	mustSetQuotas(t, db, a, b)
+	var wg sync.WaitGroup
+	for i := range people {
+		wg.Go(func() {
+			ctx := context.Background()
+			old := newBooking(fmt.Sprintf("r%03d", i), "c3", day1, 1, 1)
+			if err := db.CreateBookings(ctx, []*booking.Booking{old}, nil); err != nil {
+				t.Errorf("create: %v", err)
+				return
+			}
+			nb := *old
+			nb.Date, nb.Wave = day2, 0
+			if err := db.MoveBookings(ctx, []booking.Move{{Old: old, New: &nb}}, eventsFor(booking.EventBookingRescheduled, &nb)); err != nil {
+				t.Errorf("move: %v", err)
+				return
+			}
+			if i%2 == 0 {
+				if err := db.CancelBookings(ctx, []*booking.Booking{&nb}, eventsFor(booking.EventBookingCancelled, &nb)); err != nil {
+					t.Errorf("cancel: %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	wantBooked(t, db, a, 0)
+	wantBooked(t, db, b, people/2)
+	active := count(t, db, "SELECT COUNT(*) FROM bookings WHERE clinic_id = 'c3' AND status <> 'cancelled'")
+	if active != people/2 {
+		t.Fatalf("active bookings = %d, want %d", active, people/2)
+	}
+}
+
+func TestRacePostgres(t *testing.T) {
+	t.Parallel()
+	db := openPostgres(t)
+	t.Run("WaveOf50For400", func(t *testing.T) { raceForWave(t, db, 400, 50) })
+	t.Run("SamePerson20", func(t *testing.T) { raceSamePerson(t, db, 20) })
+	t.Run("CancelMoveRebook", func(t *testing.T) { raceCancelAndRebook(t, db, 40) })
+}
+
+func TestRaceSQLite(t *testing.T) {
+	t.Parallel()
+	db := openSQLite(t)
+	t.Run("WaveOf10For80", func(t *testing.T) { raceForWave(t, db, 80, 10) })
+	t.Run("SamePerson20", func(t *testing.T) { raceSamePerson(t, db, 20) })
+	t.Run("CancelMoveRebook", func(t *testing.T) { raceCancelAndRebook(t, db, 20) })
+}
+
+// TestSQLiteMemory checks sqlite::memory: is one database for the whole
+// pool, not one per connection.
+func TestSQLiteMemory(t *testing.T) {
+	t.Parallel()
+	db := mustOpen(t, "sqlite::memory:")
+	raceForWave(t, db, 30, 5)
+	other := mustOpen(t, "sqlite::memory:")
+	if n := bookingRows(t, other); n != 0 {
+		t.Fatalf("a second memory database sees %d bookings of the first", n)
+	}
+}
+
+// TestOutboxNotifyPostgres checks that a committed outbox insert notifies
+// yeyak_outbox and a rolled-back one does not.
+func TestOutboxNotifyPostgres(t *testing.T) {
+	t.Parallel()
+	dsn := testenv.Postgres(t)
+	db := mustOpen(t, dsn)
+	ctx := ctxT(t)
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "LISTEN yeyak_outbox"); err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	mustSetQuotas(t, db, quota("c1", day1, 1, 0, 1))
+
+	// Sold out: rolled back, so no notification.
+	b := newBooking("p1", "c1", day1, 1, 0)
+	fail := newBooking("p2", "c9", day1, 1, 0)
+	wantCode(t, db.CreateBookings(ctx, []*booking.Booking{fail}, eventsFor(booking.EventBookingConfirmed, fail)), booking.ESOLDOUT)
+	book(t, db, b)
+
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	n, err := conn.WaitForNotification(wctx)
+	if err != nil || n.Channel != "yeyak_outbox" {
+		t.Fatalf("notification = %+v, %v", n, err)
+	}
+	// Only the committed transaction notified.
+	wctx2, cancel2 := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel2()
+	if n, err := conn.WaitForNotification(wctx2); err == nil {
+		t.Fatalf("unexpected second notification %+v", n)
+	}
+}
+
+// TestSQLiteTwoHandles races writers on two handles to one SQLite file
+// (as the outbox relay writes beside the store): BEGIN IMMEDIATE and the
+// busy timeout make them wait for each other instead of failing with
+// "database is locked", including cancels that read before they write.
+func TestSQLiteTwoHandles(t *testing.T) {
+	t.Parallel()
+	dsn := "sqlite:" + t.TempDir() + "/shared.db"
+	db1, db2 := mustOpen(t, dsn), mustOpen(t, dsn)
+	q := quota("c1", day1, 1, 0, 1000)
+	mustSetQuotas(t, db1, q)
+	var wg sync.WaitGroup
+	for i := range 40 {
+		db := db1
+		if i%2 == 1 {
+			db = db2
+		}
+		wg.Go(func() {
+			ctx := context.Background()
+			b := newBooking(fmt.Sprintf("h%03d", i), "c1", day1, 1, 0)
+			if err := db.CreateBookings(ctx, []*booking.Booking{b}, eventsFor(booking.EventBookingConfirmed, b)); err != nil {
+				t.Errorf("create: %v", err)
+				return
+			}
+			if i%4 < 2 {
+				if err := db.CancelBookings(ctx, []*booking.Booking{b}, nil); err != nil {
+					t.Errorf("cancel: %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	wantBooked(t, db2, q, 20)
+}
+
+// TestSQLiteBeginImmediate checks that a transaction takes SQLite's write
+// lock at BEGIN (so a read-then-write transaction cannot fail to upgrade
+// its lock): while one is open, another handle's write waits out its busy
+// timeout.
+func TestSQLiteBeginImmediate(t *testing.T) {
+	t.Parallel()
+	dsn := "sqlite:" + t.TempDir() + "/lock.db"
+	db1 := mustOpen(t, dsn)
+	ctx := ctxT(t)
+	db2, err := Open(ctx, dsn, Options{BusyTimeout: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	tx, err := db1.DB().BeginTxx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db2.PutClinics(ctx, []booking.Clinic{{ID: "c1"}}); err == nil {
+		t.Fatal("a write went through while another transaction was open: BEGIN is not IMMEDIATE")
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db2.PutClinics(ctx, []booking.Clinic{{ID: "c1"}}); err != nil {
+		t.Fatalf("write after the other transaction ended: %v", err)
+	}
+}
