@@ -182,6 +182,33 @@ type operation struct {
 	timeout  time.Duration
 	slow     time.Duration // 0: never judged on speed
 	bulkhead chan struct{}
+
+	// Metric children resolved once (label lookups cost more than the rest
+	// of the bookkeeping).
+	inFlight         prometheus.Gauge
+	duration         prometheus.Observer
+	bulkheadRejected prometheus.Counter
+	calls            map[string]prometheus.Counter
+}
+
+var allOutcomes = []string{outcomeOK, outcomeSlow, outcomeNotFound, outcomeRejected, outcomeError,
+	outcomeTimeout, outcomeCancelled, outcomeOpen, outcomeBulkheadFul}
+
+func (op *operation) bindMetrics(m *metrics) {
+	op.inFlight = m.inFlight.WithLabelValues(op.name)
+	op.duration = m.duration.WithLabelValues(op.name)
+	op.bulkheadRejected = m.bulkheadRejected.WithLabelValues(op.name)
+	op.calls = make(map[string]prometheus.Counter, len(allOutcomes))
+	for _, o := range allOutcomes {
+		op.calls[o] = m.calls.WithLabelValues(op.name, o)
+	}
+}
+
+func (op *operation) observe(outcome string, d time.Duration) {
+	op.calls[outcome].Inc()
+	if d > 0 {
+		op.duration.Observe(d.Seconds())
+	}
 }
 
 // NewFacade wraps r. It validates cfg (zero values mean defaults), registers
@@ -217,6 +244,9 @@ func NewFacade(r Registry, cfg FacadeConfig) (*Facade, error) {
 		OpRecordBooking:   {name: OpRecordBooking, breaker: f.write, timeout: cfg.WriteTimeout, slow: cfg.WriteSlowThreshold, bulkhead: make(chan struct{}, cfg.MaxInFlight)},
 		OpCancelBooking:   {name: OpCancelBooking, breaker: f.write, timeout: cfg.WriteTimeout, slow: cfg.WriteSlowThreshold, bulkhead: make(chan struct{}, cfg.MaxInFlight)},
 		OpPing:            {name: OpPing, timeout: cfg.ReadTimeout, bulkhead: make(chan struct{}, cfg.MaxInFlight)},
+	}
+	for _, op := range f.ops {
+		op.bindMetrics(m)
 	}
 	m.registerBreaker(f.read)
 	m.registerBreaker(f.write)
@@ -330,13 +360,12 @@ func call[T any](ctx context.Context, f *Facade, op *operation, fn func(context.
 	select {
 	case op.bulkhead <- struct{}{}:
 	default:
-		f.metrics.bulkheadRejected.WithLabelValues(op.name).Inc()
-		f.metrics.observe(op.name, outcomeBulkheadFul, 0)
+		op.bulkheadRejected.Inc()
+		op.observe(outcomeBulkheadFul, 0)
 		return zero, fmt.Errorf("registry %s: bulkhead full (%d in flight): %w", op.name, cap(op.bulkhead), ErrUnavailable)
 	}
-	inFlight := f.metrics.inFlight.WithLabelValues(op.name)
-	inFlight.Inc()
-	release := func() { <-op.bulkhead; inFlight.Dec() }
+	op.inFlight.Inc()
+	release := func() { <-op.bulkhead; op.inFlight.Dec() }
 
 	cctx, cancel := context.WithTimeout(ctx, op.timeout)
 	defer cancel()
@@ -345,7 +374,7 @@ func call[T any](ctx context.Context, f *Facade, op *operation, fn func(context.
 		d, err := op.breaker.allow(cctx)
 		if err != nil {
 			release()
-			f.metrics.observe(op.name, outcomeOpen, 0)
+			op.observe(outcomeOpen, 0)
 			return zero, fmt.Errorf("registry %s: %s breaker: %w: %w", op.name, op.breaker.name, err, ErrUnavailable)
 		}
 		done = d
@@ -409,7 +438,7 @@ func call[T any](ctx context.Context, f *Facade, op *operation, fn func(context.
 	if done != nil {
 		done(verdict)
 	}
-	f.metrics.observe(op.name, outcome, elapsed)
+	op.observe(outcome, elapsed)
 	if err != nil {
 		return zero, err
 	}

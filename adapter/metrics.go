@@ -106,10 +106,3 @@ func stateValue(s gobreaker.State) float64 {
 	}
 	return 0
 }
-
-func (m *metrics) observe(op, outcome string, d time.Duration) {
-	m.calls.WithLabelValues(op, outcome).Inc()
-	if d > 0 {
-		m.duration.WithLabelValues(op).Observe(d.Seconds())
-	}
-}
