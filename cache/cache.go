@@ -175,7 +175,7 @@ func (c *Cache) Get(ctx context.Context, personID string) (Entry, error) {
 	sh.mu.Lock()
 	e, ok := sh.lru.Get(personID)
 	if ok {
-		age := now.Sub(e.fetchedAt)
+		age := e.age(now)
 		switch {
 		case e.notFound:
 			if age < c.cfg.NegativeTTL {
@@ -189,14 +189,14 @@ func (c *Cache) Get(ctx context.Context, personID string) (Entry, error) {
 		case age < c.cfg.FreshTTL:
 			sh.counts.hitsFresh++
 			sh.mu.Unlock()
-			return Entry{Record: e.rec, FetchedAt: e.fetchedAt, Source: SourceMemory}, nil
+			return Entry{Record: e.rec, FetchedAt: e.fetched(), Source: SourceMemory}, nil
 		case age < c.cfg.StaleTTL:
 			sh.counts.hitsStale++
-			sie := !e.refreshFailed.IsZero()
+			sie := e.refreshFailed != 0
 			if sie {
 				sh.counts.staleIfError++
 			}
-			refresh := !e.refreshing && (!sie || now.Sub(e.refreshFailed) >= c.cfg.RefreshBackoff)
+			refresh := !e.refreshing && (!sie || time.Duration(now.UnixNano()-e.refreshFailed) >= c.cfg.RefreshBackoff)
 			if refresh {
 				e.refreshing = true
 			}
@@ -204,7 +204,7 @@ func (c *Cache) Get(ctx context.Context, personID string) (Entry, error) {
 			if refresh {
 				c.refreshInBackground(personID, e)
 			}
-			return Entry{Record: e.rec, FetchedAt: e.fetchedAt, Stale: true, StaleIfError: sie, Source: SourceMemory}, nil
+			return Entry{Record: e.rec, FetchedAt: e.fetched(), Stale: true, StaleIfError: sie, Source: SourceMemory}, nil
 		default:
 			sh.removeLocked(personID) // too old to answer even on error
 		}
@@ -255,10 +255,10 @@ func (c *Cache) load(ctx context.Context, personID string, force bool) (Entry, e
 		if res.e.notFound {
 			return Entry{}, errNotFound
 		}
-		age := c.cfg.Now().Sub(res.e.fetchedAt)
+		age := res.e.age(c.cfg.Now())
 		return Entry{
 			Record:       res.e.rec,
-			FetchedAt:    res.e.fetchedAt,
+			FetchedAt:    res.e.fetched(),
 			Stale:        age >= c.cfg.FreshTTL || res.sie,
 			StaleIfError: res.sie,
 			Source:       res.src,
@@ -286,10 +286,10 @@ func (c *Cache) fetch(personID string, force bool) (result, error) {
 		if c.rds != nil {
 			if re := c.rds.get(c.baseCtx, personID); re != nil && c.usable(re, now) {
 				sh.mu.Lock()
-				if cur, ok := sh.lru.Peek(personID); !ok || cur.fetchedAt.Before(re.fetchedAt) {
+				if cur, ok := sh.lru.Peek(personID); !ok || cur.fetchedAt < re.fetchedAt {
 					sh.put(personID, re)
 				}
-				stale := !re.notFound && now.Sub(re.fetchedAt) >= c.cfg.FreshTTL
+				stale := !re.notFound && re.age(now) >= c.cfg.FreshTTL
 				if stale {
 					re.refreshing = true
 				}
@@ -321,8 +321,8 @@ func (c *Cache) fetch(personID string, force bool) (result, error) {
 	// Stale-if-error: any positive entry not past StaleTTL answers.
 	sh.mu.Lock()
 	e, ok := sh.lru.Peek(personID)
-	if ok && !e.notFound && now.Sub(e.fetchedAt) < c.cfg.StaleTTL {
-		e.refreshFailed = now
+	if ok && !e.notFound && e.age(now) < c.cfg.StaleTTL {
+		e.refreshFailed = now.UnixNano()
 		sh.counts.staleIfError++
 		sh.mu.Unlock()
 		return result{e: e, src: SourceMemory, sie: true}, nil
@@ -336,7 +336,7 @@ func (c *Cache) fetch(personID string, force bool) (result, error) {
 
 // usable reports whether e may answer a lookup at now without the registry.
 func (c *Cache) usable(e *entry, now time.Time) bool {
-	age := now.Sub(e.fetchedAt)
+	age := e.age(now)
 	if e.notFound {
 		return age < c.cfg.NegativeTTL
 	}

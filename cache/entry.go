@@ -39,15 +39,21 @@ type Entry struct {
 // bookkeeping fields below are guarded by the owning shard's lock.
 type entry struct {
 	rec       adapter.Record
-	fetchedAt time.Time
-	notFound  bool // negative entry: the registry does not know the person
+	fetchedAt int64 // unix nanoseconds; not a time.Time, to save 16 bytes a person
 	size      int32
+	notFound  bool // negative entry: the registry does not know the person
 
 	// Guarded by the shard lock.
-	invalidated   bool      // the person's booking changed: fetch before answering fresh
-	refreshing    bool      // a background refresh is in flight
-	refreshFailed time.Time // last failed refresh; zero if none since fetch
+	invalidated   bool  // the person's booking changed: fetch before answering fresh
+	refreshing    bool  // a background refresh is in flight
+	refreshFailed int64 // unix nanoseconds of the last failed refresh; 0 if none since fetch
 }
+
+// age is how long before now the registry produced the record.
+func (e *entry) age(now time.Time) time.Duration { return time.Duration(now.UnixNano() - e.fetchedAt) }
+
+// fetched is when the registry produced the record.
+func (e *entry) fetched() time.Time { return time.Unix(0, e.fetchedAt) }
 
 // Fixed per-entry overhead of the in-process tier, in bytes, beyond the
 // strings and slices of the record: the entry struct, the LRU list element
@@ -96,14 +102,14 @@ func newEntry(personID string, rec adapter.Record, fetchedAt time.Time) *entry {
 	if rec.PersonID == personID {
 		rec.PersonID = personID
 	}
-	e := &entry{rec: rec, fetchedAt: fetchedAt}
+	e := &entry{rec: rec, fetchedAt: fetchedAt.UnixNano()}
 	e.size = int32(EntrySize(personID, &rec))
 	return e
 }
 
 // newNegative builds a negative entry.
 func newNegative(personID string, fetchedAt time.Time) *entry {
-	e := &entry{rec: adapter.Record{PersonID: personID}, fetchedAt: fetchedAt, notFound: true}
+	e := &entry{rec: adapter.Record{PersonID: personID}, fetchedAt: fetchedAt.UnixNano(), notFound: true}
 	e.size = int32(EntrySize(personID, &e.rec))
 	return e
 }

@@ -95,7 +95,7 @@ func (t *redisTier) get(ctx context.Context, personID string) *entry {
 
 // ttl is how much longer Redis should keep e.
 func (t *redisTier) ttl(e *entry) time.Duration {
-	age := t.cfg.Now().Sub(e.fetchedAt)
+	age := e.age(t.cfg.Now())
 	if e.notFound {
 		return t.cfg.NegativeTTL - age
 	}
@@ -103,7 +103,7 @@ func (t *redisTier) ttl(e *entry) time.Duration {
 }
 
 func encode(e *entry) []byte {
-	v := redisValue{FetchedAt: e.fetchedAt.UnixNano(), NotFound: e.notFound}
+	v := redisValue{FetchedAt: e.fetchedAt, NotFound: e.notFound}
 	if !e.notFound {
 		v.Record = &e.rec
 	}
