@@ -1,0 +1,141 @@
+package admission
+
+import (
+	"sync"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Verdict is what one evaluation of the control law decided.
+type Verdict string
+
+// Verdicts of the control law.
+const (
+	VerdictHold     Verdict = "hold"     // too few samples, or healthy but the rate was not the constraint
+	VerdictIncrease Verdict = "increase" // healthy and people waiting: additive increase
+	VerdictDecrease Verdict = "decrease" // a target exceeded: multiplicative decrease
+)
+
+// aimd is the adaptive admission rate: additive increase, multiplicative
+// decrease, fed by windows of booking-path latency, errors and pool wait.
+type aimd struct {
+	law            Law
+	floor, ceiling float64
+
+	mu          sync.Mutex
+	rate        float64
+	windowStart time.Time
+	latency     *hdrhistogram.Histogram // microseconds
+	poolWait    *hdrhistogram.Histogram // microseconds
+	requests    int64
+	errors      int64
+	constrained bool // people waited (or free flow refused) during the window
+}
+
+// window is the health of one evaluation interval.
+type window struct {
+	Samples   int64
+	P90, P99  time.Duration
+	ErrorRate float64
+	PoolP90   time.Duration
+}
+
+func newAIMD(law Law, floor, ceiling, initial float64) *aimd {
+	return &aimd{
+		law: law, floor: floor, ceiling: ceiling, rate: initial,
+		latency:  hdrhistogram.New(1, int64(10*time.Minute/time.Microsecond), 2),
+		poolWait: hdrhistogram.New(1, int64(10*time.Minute/time.Microsecond), 2),
+	}
+}
+
+func micros(d time.Duration) int64 {
+	return max(int64(d/time.Microsecond), 1)
+}
+
+// observe records one booking-path request.
+func (a *aimd) observe(latency time.Duration, failed bool) {
+	a.mu.Lock()
+	_ = a.latency.RecordValue(min(micros(latency), a.latency.HighestTrackableValue()))
+	a.requests++
+	if failed {
+		a.errors++
+	}
+	a.mu.Unlock()
+}
+
+// observePoolWait records one database pool wait.
+func (a *aimd) observePoolWait(d time.Duration) {
+	a.mu.Lock()
+	_ = a.poolWait.RecordValue(min(micros(d), a.poolWait.HighestTrackableValue()))
+	a.mu.Unlock()
+}
+
+// markConstrained notes that the rate was the binding constraint.
+func (a *aimd) markConstrained() {
+	a.mu.Lock()
+	a.constrained = true
+	a.mu.Unlock()
+}
+
+// current returns the rate without evaluating.
+func (a *aimd) current() float64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.rate
+}
+
+// tick evaluates the window when Interval has passed since it started and
+// returns the new rate; changed is false when no evaluation happened.
+func (a *aimd) tick(now time.Time) (rate float64, v Verdict, w window, evaluated bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.windowStart.IsZero() {
+		a.windowStart = now
+	}
+	if now.Sub(a.windowStart) < a.law.Interval {
+		return a.rate, VerdictHold, window{}, false
+	}
+	w = window{Samples: a.requests}
+	if a.requests > 0 {
+		w.P90 = time.Duration(a.latency.ValueAtQuantile(90)) * time.Microsecond
+		w.P99 = time.Duration(a.latency.ValueAtQuantile(99)) * time.Microsecond
+		w.ErrorRate = float64(a.errors) / float64(a.requests)
+	}
+	if a.poolWait.TotalCount() > 0 {
+		w.PoolP90 = time.Duration(a.poolWait.ValueAtQuantile(90)) * time.Microsecond
+	}
+	v = a.law.decide(w, a.constrained)
+	switch v {
+	case VerdictIncrease:
+		a.rate += a.law.Increase
+	case VerdictDecrease:
+		a.rate *= a.law.Decrease
+	}
+	a.rate = min(max(a.rate, a.floor), a.ceiling)
+	a.latency.Reset()
+	a.poolWait.Reset()
+	a.requests, a.errors, a.constrained = 0, 0, false
+	a.windowStart = now
+	return a.rate, v, w, true
+}
+
+// decide is the control law on one window: unhealthy (any target exceeded,
+// with enough samples) decreases; healthy with people waiting increases;
+// anything else holds.
+func (l Law) decide(w window, constrained bool) Verdict {
+	if w.Samples < int64(l.MinSamples) {
+		// A saturated pool shows even without latency samples.
+		if w.PoolP90 > l.MaxPoolWait {
+			return VerdictDecrease
+		}
+		return VerdictHold
+	}
+	if w.P90 > l.TargetP90 || w.P99 > l.TargetP99 || w.ErrorRate > l.MaxErrorRate || w.PoolP90 > l.MaxPoolWait {
+		return VerdictDecrease
+	}
+	if constrained {
+		return VerdictIncrease
+	}
+	return VerdictHold
+}
