@@ -1,0 +1,312 @@
+package registrysync_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/yeyak/yeyak/adapter"
+	"github.com/yeyak/yeyak/adapter/registrysync"
+	"github.com/yeyak/yeyak/booking"
+	"github.com/yeyak/yeyak/booking/sqlstore"
+	"github.com/yeyak/yeyak/mocks/population"
+	"github.com/yeyak/yeyak/mocks/registry"
+	"github.com/yeyak/yeyak/outbox"
+)
+
+// registryPeople is the booking path's PersonSource straight over the mock
+// registry (no cache): registry down → EREGISTRYDOWN.
+type registryPeople struct{ reg adapter.Registry }
+
+func (p registryPeople) Person(ctx context.Context, id string) (booking.Person, error) {
+	rec, err := p.reg.Eligibility(ctx, id)
+	switch {
+	case errors.Is(err, adapter.ErrNotFound):
+		return booking.Person{}, booking.Errorf(booking.EUNKNOWNPERSON, "unknown person")
+	case errors.Is(err, adapter.ErrUnavailable):
+		return booking.Person{}, &booking.Error{Code: booking.EREGISTRYDOWN, Message: "registry down", Err: err}
+	case err != nil:
+		return booking.Person{}, err
+	}
+	return booking.Person{ID: rec.PersonID, BirthDate: booking.DateOf(rec.BirthDate), DosesReceived: len(rec.Doses),
+		Excluded: rec.Excluded || rec.Contraindicated}, nil
+}
+
+// cachedPeople stands in for a warm eligibility cache: it answers from
+// the population, whatever the registry's state.
+type cachedPeople map[string]population.Person
+
+func (c cachedPeople) Person(_ context.Context, id string) (booking.Person, error) {
+	p, ok := c[id]
+	if !ok {
+		return booking.Person{}, booking.Errorf(booking.EUNKNOWNPERSON, "unknown person")
+	}
+	return booking.Person{ID: p.ID, BirthDate: p.BirthDate, DosesReceived: len(p.Doses), Excluded: p.Excluded || p.Contraindicated}, nil
+}
+
+// system is yeyak's write path and sync path on one SQLite file, an
+// embedded Kafka broker and the mock registry.
+type system struct {
+	store   *sqlstore.DB
+	svc     *booking.Service
+	reg     *registry.Registry
+	brokers []string
+	slot    booking.Date
+	campID  string
+}
+
+var seoul, _ = time.LoadLocation("Asia/Seoul")
+
+func newSystem(t *testing.T, people booking.PersonSource, reg *registry.Registry, capacity int) *system {
+	t.Helper()
+	ctx := context.Background()
+	store, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "yeyak.db"), sqlstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	c := booking.Campaign2021()
+	c.RegistryPolicy = booking.Provisional
+	if err := store.PutCampaign(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.PutClinics(ctx, []booking.Clinic{{ID: "K001", Name: "Clinic 1", Region: "11-110", Products: []string{"pfizer"}}}); err != nil {
+		t.Fatal(err)
+	}
+	slot := booking.MustDate("2021-08-26")
+	if err := store.SetQuotas(ctx, []booking.Quota{{CampaignID: c.ID, ClinicID: "K001", Date: slot, Product: "pfizer",
+		Dose: 1, Wave: booking.OpenWave, Capacity: capacity}}); err != nil {
+		t.Fatal(err)
+	}
+	if people == nil {
+		people = registryPeople{reg}
+	}
+	now := time.Date(2021, 8, 25, 12, 0, 0, 0, seoul) // open phase
+	svc, err := booking.NewService(booking.ServiceConfig{Store: store, People: people, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokers, stop, err := outbox.StartEmbeddedKafka(ctx, []string{outbox.DefaultTopic, outbox.DefaultTopic + outbox.DeadLetterSuffix}, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return &system{store: store, svc: svc, reg: reg, brokers: brokers, slot: slot, campID: c.ID}
+}
+
+func (s *system) book(ctx context.Context, person string, birth booking.Date) (*booking.Booking, error) {
+	return s.svc.Book(ctx, booking.BookRequest{PersonID: person, CampaignID: s.campID, ClinicID: "K001",
+		Date: s.slot, Product: "pfizer", BirthDate: birth})
+}
+
+// run runs fn in the background until the test ends; stop waits for it.
+func run(t *testing.T, fn func(ctx context.Context) error) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- fn(ctx) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() { cancel(); err = <-done })
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+func (s *system) relay(t *testing.T, hook func(context.Context, int) error) *outbox.Relay {
+	w := outbox.NewWriter(s.brokers, outbox.DefaultTopic, outbox.WriterConfig{})
+	t.Cleanup(func() { w.Close() })
+	r, err := outbox.NewRelay(s.store.DB(), string(s.store.Dialect()), w, outbox.RelayConfig{
+		BatchSize: 20, PollInterval: 20 * time.Millisecond, MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
+		AfterPublish: hook})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (s *system) consumer(t *testing.T) *outbox.Consumer {
+	h, err := registrysync.New(registrysync.Config{Registry: s.reg, Verifier: s.svc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := outbox.NewConsumer(outbox.ConsumerConfig{Brokers: s.brokers, GroupID: "registry-sync", Handler: h.Handle,
+		DB: s.store.DB(), Dialect: string(s.store.Dialect()), Rate: rate.Inf,
+		RetryMin: 10 * time.Millisecond, RetryMax: 100 * time.Millisecond, PauseMin: 20 * time.Millisecond, PauseMax: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func person(i int, contraindicated bool) population.Person {
+	return population.Person{ID: fmt.Sprintf("P%010d", i), BirthDate: booking.MustDate("1990-05-01").AddDays(i % 300),
+		Contraindicated: contraindicated}
+}
+
+// TestEndToEndCrashBetweenPublishAndMark: bookings flow through the outbox
+// to the registry; the relay crashes after publishing a batch and before
+// marking it, restarts, and the registry still holds each booking exactly
+// once (write counts), none missing.
+func TestEndToEndCrashBetweenPublishAndMark(t *testing.T) {
+	reg := registry.NewEmpty()
+	const n = 60
+	for i := range n {
+		reg.Add(person(i, false))
+	}
+	s := newSystem(t, nil, reg, n)
+	ctx := context.Background()
+	var ids []string
+	for i := range n {
+		b, err := s.book(ctx, person(i, false).ID, booking.Date{})
+		if err != nil {
+			t.Fatalf("book %d: %v", i, err)
+		}
+		ids = append(ids, b.ID)
+	}
+	crash := errors.New("killed")
+	var crashed bool
+	r1 := s.relay(t, func(context.Context, int) error {
+		if !crashed {
+			crashed = true
+			return crash
+		}
+		return nil
+	})
+	if err := r1.Run(ctx); !errors.Is(err, crash) {
+		t.Fatalf("relay: %v", err)
+	}
+	run(t, s.relay(t, nil).Run)
+	c := s.consumer(t)
+	run(t, c.Run)
+	waitFor(t, 30*time.Second, "every booking in the registry", func() bool {
+		_, active := reg.Reservations()
+		return active == n && c.Stats().Deduplicated >= 20
+	})
+	for _, id := range ids {
+		if rec, cancels := reg.WritesFor(id); rec != 1 || cancels != 0 {
+			t.Fatalf("registry received %d records / %d cancels for a booking, want exactly 1 / 0", rec, cancels)
+		}
+	}
+}
+
+// TestEndToEndRegistryOutageDuringBookingStream: with eligibility cached,
+// bookings keep succeeding while the registry is down; the consumer pauses
+// instead of skipping; after recovery every booking is in the registry
+// exactly once.
+func TestEndToEndRegistryOutageDuringBookingStream(t *testing.T) {
+	reg := registry.NewEmpty()
+	cache := cachedPeople{}
+	const n = 40
+	for i := range n {
+		p := person(i, false)
+		reg.Add(p)
+		cache[p.ID] = p
+	}
+	s := newSystem(t, cache, reg, n)
+	run(t, s.relay(t, nil).Run)
+	c := s.consumer(t)
+	run(t, c.Run)
+	ctx := context.Background()
+	var ids []string
+	for i := range n {
+		if i == 10 {
+			if err := reg.SetFaults(registry.Faults{Outage: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b, err := s.book(ctx, person(i, false).ID, booking.Date{})
+		if err != nil {
+			t.Fatalf("booking %d during registry outage: %v", i, err)
+		}
+		ids = append(ids, b.ID)
+	}
+	waitFor(t, 20*time.Second, "consumer paused", func() bool { return c.Stats().Paused })
+	if err := reg.SetFaults(registry.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "every booking in the registry", func() bool {
+		_, active := reg.Reservations()
+		return active == n
+	})
+	for _, id := range ids {
+		if rec, _ := reg.WritesFor(id); rec != 1 {
+			t.Fatalf("registry received %d records for a booking, want 1", rec)
+		}
+	}
+	if c.Stats().DeadLettered != 0 {
+		t.Fatal("outage produced dead letters")
+	}
+}
+
+// TestEndToEndProvisionalIneligibleFreesDose: bookings accepted as
+// provisional while the registry was down are verified when it returns:
+// the eligible one is confirmed (and recorded once), the ineligible one is
+// cancelled with reason "ineligible" and its dose is bookable again.
+func TestEndToEndProvisionalIneligibleFreesDose(t *testing.T) {
+	reg := registry.NewEmpty()
+	good, bad, late := person(1, false), person(2, true), person(3, false)
+	for _, p := range []population.Person{good, bad, late} {
+		reg.Add(p)
+	}
+	s := newSystem(t, nil, reg, 2)
+	ctx := context.Background()
+	if err := reg.SetFaults(registry.Faults{Outage: true}); err != nil {
+		t.Fatal(err)
+	}
+	bGood, err := s.book(ctx, good.ID, good.BirthDate)
+	if err != nil || bGood.Status != booking.StatusProvisional {
+		t.Fatalf("provisional booking: %v %+v", err, bGood)
+	}
+	bBad, err := s.book(ctx, bad.ID, bad.BirthDate)
+	if err != nil || bBad.Status != booking.StatusProvisional {
+		t.Fatalf("provisional booking: %v %+v", err, bBad)
+	}
+	if err := reg.SetFaults(registry.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.book(ctx, late.ID, booking.Date{}); booking.ErrorCode(err) != booking.ESOLDOUT {
+		t.Fatalf("third booking before verification: %v, want sold_out", err)
+	}
+
+	run(t, s.relay(t, nil).Run)
+	c := s.consumer(t)
+	run(t, c.Run)
+	waitFor(t, 30*time.Second, "provisional bookings settled", func() bool {
+		g, err1 := s.store.BookingByID(ctx, bGood.ID)
+		b, err2 := s.store.BookingByID(ctx, bBad.ID)
+		return err1 == nil && err2 == nil && g.Status == booking.StatusConfirmed && b.Status == booking.StatusCancelled
+	})
+	b, _ := s.store.BookingByID(ctx, bBad.ID)
+	if b.CancelReason != registrysync.ReasonIneligible {
+		t.Fatalf("cancel reason %q", b.CancelReason)
+	}
+	waitFor(t, 30*time.Second, "confirmed booking recorded", func() bool {
+		r, ok := reg.Reservation(bGood.ID)
+		return ok && r.Active()
+	})
+	if _, err := s.book(ctx, late.ID, booking.Date{}); err != nil {
+		t.Fatalf("the freed dose is not bookable: %v", err)
+	}
+	if rec, _ := reg.WritesFor(bBad.ID); rec != 0 {
+		t.Fatal("ineligible booking was recorded in the registry")
+	}
+}
