@@ -1,0 +1,39 @@
+// Package sqlstore is yeyak's booking store (booking.Store) on PostgreSQL,
+// through github.com/jackc/pgx/v5/stdlib, and on embedded SQLite, through
+// modernc.org/sqlite, with sqlx and one SQL text for both (dialect.go names
+// every difference). Its schema is embedded goose migrations
+// (migrations/postgres, migrations/sqlite), applied at Open.
+//
+// A booking is one transaction: a conditional quota decrement
+// (UPDATE quotas SET booked = booked + 1 … WHERE … AND booked < capacity;
+// no row changed means sold_out), the booking insert (a partial unique
+// index makes a second active booking for the same person, campaign and
+// dose already_booked) and the outbox rows the relay publishes, which on
+// PostgreSQL also notify the channel yeyak_outbox at commit. Cancel and
+// reschedule return the dose to the wave row it came from in the same way.
+// Nothing is written when a call fails.
+//
+//	db, err := sqlstore.Open(ctx, "sqlite:yeyak.db", sqlstore.Options{})
+//	// or "postgres://user@host:5432/yeyak?sslmode=disable"
+//	if err != nil {
+//		return err
+//	}
+//	defer db.Close()
+//	b := &booking.Booking{ID: booking.NewID(), PersonID: pid, CampaignID: "c",
+//		ClinicID: "clinic-1", Date: day, Product: "pfizer", Dose: 1, Wave: 3,
+//		Status: booking.StatusConfirmed}
+//	ev := booking.NewEvent(booking.EventBookingConfirmed, b, nil, traceparent, time.Now())
+//	err = db.CreateBookings(ctx, []*booking.Booking{b}, []booking.Event{ev})
+//	switch booking.ErrorCode(err) {
+//	case booking.ESOLDOUT, booking.EALREADYBOOKED: // tell the person
+//	}
+//
+// On SQLite (WAL, foreign keys, busy timeout, BEGIN IMMEDIATE) the store
+// serializes its own write transactions; "sqlite::memory:" is a private
+// in-memory database for tests. On PostgreSQL the pool defaults to
+// 4 × GOMAXPROCS connections and the hot-path statements are prepared.
+//
+// *DB also keeps the HTTP API's idempotency keys (ClaimIdempotencyKey and
+// friends) and exposes DB() and Dialect() for the outbox relay, whose
+// tables live in the same migrations directories (see migrations/README.md).
+package sqlstore
