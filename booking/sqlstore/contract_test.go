@@ -263,25 +263,25 @@ func runStoreContract(t *testing.T, open func(testing.TB) *DB) {
 		t.Run("SoldOut", func(t *testing.T) { check(t, booking.ESOLDOUT, newBooking("p2", "c1", day1, 1, 1)) })
 		t.Run("NoQuotaRow", func(t *testing.T) { check(t, booking.ESOLDOUT, newBooking("p2", "c9", day1, 1, 0)) })
 		t.Run("SecondDoseSoldOut", func(t *testing.T) {
-		t.Parallel()
+			t.Parallel()
 			check(t, booking.ESOLDOUT, newBooking("p2", "c1", day1, 1, 0), newBooking("p2", "c1", day2, 2, 0))
 		})
 		t.Run("AlreadyBooked", func(t *testing.T) { check(t, booking.EALREADYBOOKED, newBooking("p1", "c1", day1, 1, 0)) })
 		t.Run("DuplicateID", func(t *testing.T) {
-		t.Parallel()
+			t.Parallel()
 			b := newBooking("p3", "c1", day1, 1, 0)
 			b.ID = first.ID
 			check(t, booking.ECONFLICT, b)
 		})
 		t.Run("Invalid", func(t *testing.T) {
-		t.Parallel()
+			t.Parallel()
 			b := newBooking("p3", "c1", day1, 1, 0)
 			b.Status = booking.StatusCancelled
 			check(t, booking.EINVALID, b)
 			check(t, booking.EINVALID)
 		})
 		t.Run("BadEvent", func(t *testing.T) {
-		t.Parallel()
+			t.Parallel()
 			b := newBooking("p3", "c1", day1, 1, 0)
 			ev := eventsFor(booking.EventBookingConfirmed, b)
 			ev[0].Payload = []byte("not json")
@@ -289,7 +289,7 @@ func runStoreContract(t *testing.T, open func(testing.TB) *DB) {
 			check(t, booking.EALREADYBOOKED, newBooking("p1", "c1", day1, 1, 0)) // and state is unchanged
 		})
 		t.Run("DuplicateEventID", func(t *testing.T) {
-		t.Parallel()
+			t.Parallel()
 			b := newBooking("p3", "c1", day1, 1, 0)
 			ev := eventsFor(booking.EventBookingConfirmed, b, b)
 			ev[1].ID = ev[0].ID
