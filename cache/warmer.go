@@ -94,6 +94,8 @@ type Warmer struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when the current run ends
 	tot    WarmerStatus  // cumulative counters for the metrics
+
+	scheduledFor time.Time // opening of the window WarmBefore last started a run for
 }
 
 // NewWarmer returns the cache's warmer and attaches it to c, so that
@@ -136,6 +138,12 @@ func NewWarmer(c *Cache, cfg WarmerConfig) (*Warmer, error) {
 // from the beginning. Returns ErrWarmerBusy if it is running another digit,
 // ErrClosed if the cache is closed.
 func (w *Warmer) Start(ctx context.Context, digit int) error {
+	return w.start(ctx, digit, false)
+}
+
+// start is Start; fresh restarts a paused run of the same digit from the
+// beginning.
+func (w *Warmer) start(ctx context.Context, digit int, fresh bool) error {
 	if digit < 0 || digit > 9 {
 		return fmt.Errorf("cache: digit %d is not 0-9", digit)
 	}
@@ -148,7 +156,7 @@ func (w *Warmer) Start(ctx context.Context, digit int) error {
 		return ErrWarmerBusy
 	}
 	now := time.Now()
-	if w.st.Digit != digit || w.st.State == WarmerDone {
+	if fresh || w.st.Digit != digit || w.st.State == WarmerDone {
 		w.after = ""
 		w.st = WarmerStatus{Digit: digit, Total: -1, StartedAt: now}
 	}
