@@ -327,3 +327,27 @@ func TestRelayCleanupDeletesOnlyOldPublishedRows(t *testing.T) {
 		})
 	}
 }
+
+// TestRelayWakesOnNotify: on PostgreSQL the relay is woken by NOTIFY from
+// the inserting transaction, not by its poll (set to an hour here).
+func TestRelayWakesOnNotify(t *testing.T) {
+	db := openDB(t, outbox.DialectPostgres)
+	brokers := startKafka(t, 1, topic)
+	w := outbox.NewWriter(brokers, topic, outbox.WriterConfig{})
+	defer w.Close()
+	r, err := outbox.NewRelay(db, outbox.DialectPostgres, w, fastRelay(outbox.RelayConfig{PollInterval: time.Hour}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runRelay(t, r)
+	for round := range 3 {
+		// Let the relay go idle (its first pass found nothing), then insert.
+		waitFor(t, 5*time.Second, "relay idle", func() bool { return pending(t, db) == 0 })
+		time.Sleep(100 * time.Millisecond)
+		insertEvents(t, db, makeEvents(5, 2))
+		waitFor(t, 10*time.Second, "woken by NOTIFY", func() bool { return pending(t, db) == 0 })
+		if got := published(r); got != float64(5*(round+1)) {
+			t.Fatalf("published %v, want %d", got, 5*(round+1))
+		}
+	}
+}
