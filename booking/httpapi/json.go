@@ -19,7 +19,7 @@ type campaignJSON struct {
 	Name        string            `json:"name"`
 	Products    []booking.Product `json:"products"`
 	Cohort      dateRange         `json:"cohort"`
-	Rotation    *rotationJSON     `json:"rotation"`
+	Rotation    *rotationJSON     `json:"rotation,omitempty"`
 	OpenUntil   time.Time         `json:"open_until"`
 	Vaccination vaccinationJSON   `json:"vaccination"`
 	TimeZone    string            `json:"time_zone"`
