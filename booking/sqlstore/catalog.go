@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -60,31 +62,41 @@ func (db *DB) Campaigns(ctx context.Context) ([]*booking.Campaign, error) {
 	return out, nil
 }
 
-// PutClinics implements booking.Store, in one transaction.
+// PutClinics implements booking.Store, in one transaction, in bulk
+// statements of bulkRows clinics. A clinic listed twice takes its last
+// entry.
 func (db *DB) PutClinics(ctx context.Context, clinics []booking.Clinic) error {
+	byID := make(map[string]int, len(clinics))
+	var uniq []booking.Clinic
 	for _, c := range clinics {
 		if c.ID == "" {
 			return booking.Errorf(booking.EINVALID, "clinic needs an id")
 		}
+		if i, ok := byID[c.ID]; ok {
+			uniq[i] = c
+			continue
+		}
+		byID[c.ID] = len(uniq)
+		uniq = append(uniq, c)
 	}
+	slices.SortFunc(uniq, func(a, b booking.Clinic) int { return strings.Compare(a.ID, b.ID) })
 	now := db.dialect.timeArg(time.Now())
 	return db.inTx(ctx, "put clinics", func(tx *sqlx.Tx) error {
-		stmt, err := tx.PreparexContext(ctx, db.q.putClinic)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for _, c := range clinics {
-			products := c.Products
-			if products == nil {
-				products = []string{}
+		for batch := range slices.Chunk(uniq, bulkRows) {
+			args := make([]any, 0, 7*len(batch))
+			for _, c := range batch {
+				products := c.Products
+				if products == nil {
+					products = []string{}
+				}
+				p, err := json.Marshal(products)
+				if err != nil {
+					return err
+				}
+				args = append(args, c.ID, c.Name, c.Region, c.Lat, c.Lon, string(p), now)
 			}
-			p, err := json.Marshal(products)
-			if err != nil {
-				return err
-			}
-			if _, err := stmt.ExecContext(ctx, c.ID, c.Name, c.Region, c.Lat, c.Lon, string(p), now); err != nil {
-				return fmt.Errorf("clinic %s: %w", c.ID, err)
+			if _, err := tx.ExecContext(ctx, db.dialect.bulkSQL(sqlPutClinics, sqlClinicRow, len(batch)), args...); err != nil {
+				return fmt.Errorf("clinics %s…: %w", batch[0].ID, err)
 			}
 		}
 		return nil
@@ -138,38 +150,68 @@ func (db *DB) Clinics(ctx context.Context) ([]booking.Clinic, error) {
 	return out, nil
 }
 
-// SetQuotas implements booking.Store, in one transaction: either every row
-// is set or, on ECONFLICT or any error, none is.
+// SetQuotas implements booking.Store, in one transaction (in bulk
+// statements of bulkRows rows, in key order): either every row is set or,
+// on ECONFLICT or any error, none is. A row listed twice takes its last
+// entry.
 func (db *DB) SetQuotas(ctx context.Context, quotas []booking.Quota) error {
+	byKey := make(map[quotaKey]int, len(quotas))
+	var uniq []booking.Quota
 	for _, q := range quotas {
 		if q.CampaignID == "" || q.ClinicID == "" || q.Product == "" || q.Date.IsZero() || q.Dose < 1 || q.Wave < 0 || q.Capacity < 0 {
 			return booking.Errorf(booking.EINVALID, "quota needs campaign, clinic, date, product, dose ≥ 1, wave ≥ 0 and capacity ≥ 0")
 		}
-	}
-	return db.inTx(ctx, "set quotas", func(tx *sqlx.Tx) error {
-		stmt, err := tx.PreparexContext(ctx, db.q.setQuota)
-		if err != nil {
-			return err
+		k := quotaKey{q.CampaignID, q.ClinicID, q.Date, q.Product, q.Dose, q.Wave}
+		if i, ok := byKey[k]; ok {
+			uniq[i] = q
+			continue
 		}
-		defer stmt.Close()
-		for _, q := range quotas {
-			res, err := stmt.ExecContext(ctx, q.CampaignID, q.ClinicID, db.dialect.dateArg(q.Date), q.Product, q.Dose, q.Wave, q.Capacity)
+		byKey[k] = len(uniq)
+		uniq = append(uniq, q)
+	}
+	// Key order: the same lock order as the booking path's applyDeltas.
+	slices.SortFunc(uniq, func(a, b booking.Quota) int { return quotaKeyOf(a).compare(quotaKeyOf(b)) })
+	return db.inTx(ctx, "set quotas", func(tx *sqlx.Tx) error {
+		for batch := range slices.Chunk(uniq, bulkRows) {
+			args := make([]any, 0, 7*len(batch))
+			for _, q := range batch {
+				args = append(args, q.CampaignID, q.ClinicID, db.dialect.dateArg(q.Date), q.Product, q.Dose, q.Wave, q.Capacity)
+			}
+			res, err := tx.ExecContext(ctx, db.dialect.bulkSQL(sqlSetQuotas, sqlQuotaRow, len(batch)), args...)
 			if err != nil {
-				return fmt.Errorf("quota %s/%s/%s: %w", q.ClinicID, q.Date, q.Product, err)
+				return fmt.Errorf("quotas of %s…: %w", batch[0].ClinicID, err)
 			}
 			n, err := res.RowsAffected()
 			if err != nil {
 				return err
 			}
-			if n == 0 {
-				var capacity, booked int
-				_ = tx.QueryRowxContext(ctx, db.q.quotaCapacityOf, q.CampaignID, q.ClinicID, db.dialect.dateArg(q.Date), q.Product, q.Dose, q.Wave).Scan(&capacity, &booked)
-				return booking.Errorf(booking.ECONFLICT, "capacity %d for clinic %s on %s (%s dose %d, wave %d) is below the %d already booked",
-					q.Capacity, q.ClinicID, q.Date, q.Product, q.Dose, q.Wave, booked)
+			if int(n) < len(batch) {
+				return db.capacityConflict(ctx, tx, batch)
 			}
 		}
 		return nil
 	})
+}
+
+func quotaKeyOf(q booking.Quota) quotaKey {
+	return quotaKey{q.CampaignID, q.ClinicID, q.Date, q.Product, q.Dose, q.Wave}
+}
+
+// capacityConflict finds the row of batch whose capacity is below what it
+// has booked, for the ECONFLICT message.
+func (db *DB) capacityConflict(ctx context.Context, tx *sqlx.Tx, batch []booking.Quota) error {
+	for _, q := range batch {
+		var capacity, booked int
+		err := tx.QueryRowxContext(ctx, db.q.quotaCapacityOf, q.CampaignID, q.ClinicID, db.dialect.dateArg(q.Date), q.Product, q.Dose, q.Wave).Scan(&capacity, &booked)
+		if err != nil {
+			return fmt.Errorf("find capacity conflict: %w", err)
+		}
+		if booked > q.Capacity {
+			return booking.Errorf(booking.ECONFLICT, "capacity %d for clinic %s on %s (%s dose %d, wave %d) is below the %d already booked",
+				q.Capacity, q.ClinicID, q.Date, q.Product, q.Dose, q.Wave, booked)
+		}
+	}
+	return booking.Errorf(booking.ECONFLICT, "a quota capacity is below what is already booked")
 }
 
 func scanQuota(s scanner) (booking.Quota, int64, error) {

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -164,6 +165,44 @@ func runStoreContract(t *testing.T, open func(testing.TB) *DB) {
 			quota("c1", day1, 1, 0, -1),
 		} {
 			wantCode(t, db.SetQuotas(ctx, []booking.Quota{bad}), booking.EINVALID)
+		}
+	})
+
+	t.Run("Bulk", func(t *testing.T) {
+		t.Parallel()
+		db := open(t)
+		ctx := ctxT(t)
+		const n = 2*bulkRows + 1 // three bulk statements
+		var qs []booking.Quota
+		var cs []booking.Clinic
+		for i := range n {
+			qs = append(qs, quota(fmt.Sprintf("c%04d", i), day1, 1, 0, 2))
+			cs = append(cs, booking.Clinic{ID: fmt.Sprintf("c%04d", i), Name: "old"})
+		}
+		qs = append(qs, quota("c0000", day1, 1, 0, 5))                           // listed twice: the last entry wins
+		cs = append(cs, booking.Clinic{ID: "c0000", Name: "last", Region: "11"}) // likewise
+		mustSetQuotas(t, db, qs...)
+		if err := db.PutClinics(ctx, cs); err != nil {
+			t.Fatalf("PutClinics: %v", err)
+		}
+		all, err := db.Quotas(ctx, testCampaign)
+		if err != nil || len(all) != n || all[0].Capacity != 5 || all[n-1].Capacity != 2 {
+			t.Fatalf("Quotas: %d rows, %v; first %+v", len(all), err, all[0])
+		}
+		clinics, err := db.Clinics(ctx)
+		if err != nil || len(clinics) != n || clinics[0].Name != "last" {
+			t.Fatalf("Clinics: %d, %v; first %+v", len(clinics), err, clinics[0])
+		}
+
+		// A conflict in the last statement undoes the earlier ones.
+		last := quota(fmt.Sprintf("c%04d", n-1), day1, 1, 0, 2)
+		book(t, db, newBooking("p1", last.ClinicID, day1, 1, 0), newBooking("p2", last.ClinicID, day1, 1, 0))
+		for i := range qs {
+			qs[i].Capacity = 1
+		}
+		wantCode(t, db.SetQuotas(ctx, qs), booking.ECONFLICT)
+		if got := quotaOf(t, db, qs[0]); got.Capacity != 5 {
+			t.Fatalf("failed bulk SetQuotas changed the first row: %+v", got)
 		}
 	})
 

@@ -46,20 +46,24 @@ const (
 	sqlCampaign  = `SELECT body FROM campaigns WHERE id = ?`
 	sqlCampaigns = `SELECT body FROM campaigns ORDER BY id`
 
-	sqlPutClinic = `INSERT INTO clinics (id, name, region, lat, lon, products, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+	// sqlPutClinics and sqlSetQuotas are bulk statements: {{values}} is
+	// replaced by one "(?, …)" group per row (see bulkValues).
+	sqlPutClinics = `INSERT INTO clinics (id, name, region, lat, lon, products, updated_at) VALUES {{values}}
 		ON CONFLICT (id) DO UPDATE SET name = excluded.name, region = excluded.region, lat = excluded.lat,
 			lon = excluded.lon, products = excluded.products, updated_at = excluded.updated_at`
+	sqlClinicRow     = `(?, ?, ?, ?, ?, ?, ?)`
 	sqlClinicColumns = `id, name, region, lat, lon, products`
 	sqlClinic        = `SELECT ` + sqlClinicColumns + ` FROM clinics WHERE id = ?`
 	sqlClinics       = `SELECT ` + sqlClinicColumns + ` FROM clinics ORDER BY id`
 
-	// sqlSetQuota inserts a row or changes its capacity; the WHERE makes it
-	// a no-op (0 rows) when the new capacity is below what is booked.
-	sqlSetQuota = `INSERT INTO quotas (campaign_id, clinic_id, vdate, product, dose, wave, capacity, booked, version)
-		VALUES (?, ?, ?, ?, ?, ?, ?, 0, {{nextVersion}})
+	// sqlSetQuotas inserts rows or changes their capacity; the WHERE makes
+	// it skip (not count) a row whose new capacity is below what is booked.
+	sqlSetQuotas = `INSERT INTO quotas (campaign_id, clinic_id, vdate, product, dose, wave, capacity, booked, version)
+		VALUES {{values}}
 		ON CONFLICT (campaign_id, clinic_id, vdate, product, dose, wave) DO UPDATE
 		SET capacity = excluded.capacity, version = {{nextVersion}}
 		WHERE quotas.booked <= excluded.capacity`
+	sqlQuotaRow        = `(?, ?, ?, ?, ?, ?, ?, 0, {{nextVersion}})`
 	sqlQuotaColumns    = `campaign_id, clinic_id, vdate, product, dose, wave, capacity, booked, version`
 	sqlQuotas          = `SELECT ` + sqlQuotaColumns + ` FROM quotas WHERE campaign_id = ? ORDER BY clinic_id, vdate, product, dose, wave`
 	sqlQuotasSince     = `SELECT ` + sqlQuotaColumns + ` FROM quotas WHERE campaign_id = ? AND version > ? ORDER BY version`
@@ -72,8 +76,8 @@ type queries struct {
 	bookingByID, bookingOfOwner, bookingsOf               string
 	cancelBooking, moveBooking, setStatus                 string
 	putCampaign, campaign, campaigns                      string
-	putClinic, clinic, clinics                            string
-	setQuota, quotas, quotasSince, quotaCapacityOf        string
+	clinic, clinics                                       string
+	quotas, quotasSince, quotaCapacityOf                  string
 	claimIdem, idem, completeIdem, releaseIdem, purgeIdem string
 }
 
@@ -86,10 +90,22 @@ func newQueries(d Dialect) queries {
 		bookingByID: r(sqlBookingByID), bookingOfOwner: r(sqlBookingOfOwner), bookingsOf: r(sqlBookingsOf),
 		cancelBooking: r(sqlCancelBooking), moveBooking: r(sqlMoveBooking), setStatus: r(sqlSetStatus),
 		putCampaign: r(sqlPutCampaign), campaign: r(sqlCampaign), campaigns: r(sqlCampaigns),
-		putClinic: r(sqlPutClinic), clinic: r(sqlClinic), clinics: r(sqlClinics),
-		setQuota: r(sqlSetQuota), quotas: r(sqlQuotas), quotasSince: r(sqlQuotasSince), quotaCapacityOf: r(sqlQuotaCapacityOf),
+		clinic: r(sqlClinic), clinics: r(sqlClinics),
+		quotas: r(sqlQuotas), quotasSince: r(sqlQuotasSince), quotaCapacityOf: r(sqlQuotaCapacityOf),
 		claimIdem: r(sqlClaimIdem), idem: r(sqlIdem), completeIdem: r(sqlCompleteIdem), releaseIdem: r(sqlReleaseIdem), purgeIdem: r(sqlPurgeIdem),
 	}
+}
+
+// bulkRows is how many rows one bulk statement carries (7 parameters a
+// row stays far below both databases' parameter limits).
+const bulkRows = 500
+
+// bulkSQL returns query with {{values}} replaced by n copies of row,
+// rebound for the dialect.
+func (d Dialect) bulkSQL(query, row string, n int) string {
+	rows := strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+	q := strings.ReplaceAll(query, "{{values}}", rows)
+	return d.Rebind(strings.ReplaceAll(q, "{{nextVersion}}", d.nextVersion()))
 }
 
 // statements are prepared once at Open: the booking path's quota change,
