@@ -203,6 +203,15 @@ func (c *Controller) Join(ctx context.Context, person string) (Status, error) {
 	}
 	if created {
 		c.m.tickets.Inc()
+		// The guard must see the new arrival before the next step.
+		c.mu.Lock()
+		switch p.State {
+		case StatePending:
+			c.stats.Pending++
+		case StateWaiting:
+			c.stats.Waiting++
+		}
+		c.mu.Unlock()
 		if p.State == StateWaiting && p.Ahead == 0 {
 			// Nobody ahead: take the banked credit now rather than a poll later.
 			c.advance(ctx, now, true)

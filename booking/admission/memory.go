@@ -26,7 +26,8 @@ type memoryStore struct {
 	pending   []PersonKey
 	drawnUpTo time.Time // the latest draw done
 	lastStep  time.Time
-	credit    float64
+	credit    float64 // admissions owed, carried between steps
+	idle      bool    // nobody was left waiting after the last step
 	admits    []admitMark // cursor after admitting, per second, oldest first
 	mapPeak   int         // largest len(persons) since the map was last rebuilt
 }
@@ -136,11 +137,18 @@ func (m *memoryStore) Advance(_ context.Context, st Step) (int64, Stats, error) 
 	if st.Now.After(m.lastStep) {
 		m.lastStep = st.Now
 	}
-	m.credit = min(m.credit, max(st.Burst, 1))
+	if m.idle {
+		// Nobody could be admitted since the last step: bank at most Burst.
+		m.credit = min(m.credit, st.Burst)
+	}
 	end := m.base + uint32(len(m.line))
 	waiting := int64(end - m.cursor)
 	n := min(int64(m.credit), waiting)
 	m.credit -= float64(n)
+	m.idle = waiting == n
+	if m.idle {
+		m.credit = min(m.credit, st.Burst)
+	}
 	if n > 0 {
 		m.cursor += uint32(n)
 		if k := len(m.admits); k > 0 && st.Now.Sub(m.admits[k-1].at) < time.Second {

@@ -119,7 +119,7 @@ var advanceScript = redis.NewScript(`
 local st = KEYS[1]
 local now = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
-local burst = math.max(tonumber(ARGV[3]), 1)
+local burst = tonumber(ARGV[3])
 local forget = tonumber(ARGV[4])
 local last = tonumber(redis.call('HGET', st, 'last') or '0')
 local credit = tonumber(redis.call('HGET', st, 'credit') or '0')
@@ -127,7 +127,8 @@ local cursor = tonumber(redis.call('HGET', st, 'cursor') or '0')
 local removed = tonumber(redis.call('HGET', st, 'removed') or '0')
 if last > 0 and now > last then credit = credit + (now - last) / 1000 * rate end
 if now > last then last = now end
-if credit > burst then credit = burst end
+local idle = redis.call('HGET', st, 'idle') == '1'
+if idle and credit > burst then credit = burst end
 local total = removed + redis.call('ZCARD', KEYS[2])
 local drawing = redis.call('EXISTS', KEYS[5]) == 1
 local n = 0
@@ -164,7 +165,9 @@ if upto > removed then
   redis.call('ZREMRANGEBYRANK', KEYS[2], 0, k - 1)
   removed = upto
 end
-redis.call('HSET', st, 'last', string.format('%d', last), 'credit', string.format('%.6f', credit),
+idle = (total - cursor) == 0
+if idle and credit > burst then credit = burst end
+redis.call('HSET', st, 'idle', idle and '1' or '0', 'last', string.format('%d', last), 'credit', string.format('%.6f', credit),
   'cursor', string.format('%d', cursor), 'removed', string.format('%d', removed))
 local stuck = 0
 local drawseq = redis.call('HGET', st, 'drawseq')

@@ -69,7 +69,8 @@ type Step struct {
 	Now time.Time
 	// Rate is the admission rate (people per second) since the last step.
 	Rate float64
-	// Burst caps the credit banked while nobody waits, in people.
+	// Burst caps the credit banked while nobody can be admitted (nobody
+	// ranked and waiting), in people: the burst admitted when people come.
 	Burst float64
 	// ForgetBefore: places admitted before this time are forgotten.
 	ForgetBefore time.Time
@@ -92,8 +93,8 @@ type Store interface {
 	// draw) at the back of the line in the order given by shuffle, which is
 	// a Fisher–Yates shuffle such as rand.Shuffle. Draw is idempotent.
 	Draw(ctx context.Context, opening time.Time, shuffle func(n int, swap func(i, j int))) error
-	// Advance admits up to Rate × elapsed people (credit carries over,
-	// capped by Burst) from the front of the line, forgets places admitted
+	// Advance admits up to Rate × elapsed people from the front of the line
+	// (credit carries over; while nobody waits it is capped by Burst), forgets places admitted
 	// before ForgetBefore, and returns how many it admitted and the line's
 	// stats after the step.
 	Advance(ctx context.Context, s Step) (admitted int64, st Stats, err error)

@@ -84,10 +84,18 @@ func storeContract(t *testing.T, newStore func(t *testing.T) Store) {
 		if n != 1 {
 			t.Fatalf("carried credit admitted %d, want 1", n)
 		}
-		// Credit is capped by burst while nobody waits.
+		// While people wait, credit accrues in full: an hour admits the rest.
 		n, st, _ = s.Advance(ctx, Step{Now: t0.Add(time.Hour), Rate: 1, Burst: 1, ForgetBefore: t0})
-		if n != 1 || st.Waiting != 1 {
-			t.Fatalf("burst-capped advance: n=%d %+v", n, st)
+		if n != 2 || st.Waiting != 0 {
+			t.Fatalf("advance after an hour: n=%d %+v", n, st)
+		}
+		// While nobody waits, credit is capped by Burst.
+		for i := 10; i < 13; i++ {
+			join(t, s, i, time.Time{})
+		}
+		n, st, _ = s.Advance(ctx, Step{Now: t0.Add(2 * time.Hour), Rate: 1, Burst: 1, ForgetBefore: t0})
+		if n != 1 || st.Waiting != 2 {
+			t.Fatalf("burst-capped advance after idling: n=%d %+v", n, st)
 		}
 		// A clock going backwards admits nothing.
 		if n, _ := step(t, s, t0, 1000); n != 0 {
@@ -109,7 +117,7 @@ func storeContract(t *testing.T, newStore func(t *testing.T) Store) {
 		}
 		// Before the draw only person 0 can be admitted.
 		step(t, s, t0, 100)
-		if n, st, _ := s.Advance(ctx, Step{Now: t0.Add(time.Minute), Rate: 100, Burst: 1}); n != 1 || st.Pending != 4 || st.Waiting != 0 {
+		if n, st, _ := s.Advance(ctx, Step{Now: t0.Add(time.Minute), Rate: 100, Burst: 0}); n != 1 || st.Pending != 4 || st.Waiting != 0 {
 			t.Fatalf("before the draw: n=%d %+v", n, st)
 		}
 		if err := s.Draw(ctx, open, reverse); err != nil {
