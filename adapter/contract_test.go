@@ -11,9 +11,10 @@ import (
 	"github.com/yeyak/yeyak/mocks/registry"
 )
 
-// personOf converts a suite person to the mock's population form.
+// personOf converts a suite person to the mock's population form. Sex must
+// be set: a zero byte is not valid text for PostgreSQL's COPY.
 func personOf(r adapter.Record) population.Person {
-	p := population.Person{ID: r.PersonID, BirthDate: booking.DateOf(r.BirthDate),
+	p := population.Person{ID: r.PersonID, BirthDate: booking.DateOf(r.BirthDate), Sex: 'F',
 		Contraindicated: r.Contraindicated, Excluded: r.Excluded}
 	for _, d := range r.Doses {
 		p.Doses = append(p.Doses, population.Dose{Number: d.Number, Product: d.Product, Date: booking.DateOf(d.Date)})
