@@ -231,19 +231,32 @@ func (db *DB) Quotas(ctx context.Context, campaignID string) ([]booking.Quota, e
 	return qs, err
 }
 
-// QuotasChangedSince implements booking.Store: rows whose version is above
-// version, in version order, and the highest version seen (version itself
-// when nothing changed). Pass 0 for a full load.
+// QuotasChangedSince implements booking.Store: the campaign's rows whose
+// version is above version, in version order, and the version to ask from
+// next time (version itself when nothing changed). Pass 0 for a full load.
 //
-// On PostgreSQL a version is drawn from a sequence when the row changes,
-// not when its transaction commits, so a transaction that commits late can
-// make a row visible with a version below one already returned. Readers
-// that must not miss such a row re-read from a little below the version
-// they hold, or reload fully now and then; the quota CHECK in the database,
-// not the snapshot, is what prevents overbooking.
+// The returned version is safe: every change with a version at or below
+// it is visible now, so a reader that always asks from the version it was
+// last given never misses a change. On SQLite that is the highest version
+// seen (writes serialize and commit in version order). On PostgreSQL a
+// version is drawn from a sequence when the row changes, not when its
+// transaction commits, so a transaction can commit after one with a
+// higher version; there the returned version may lag (see
+// versionWatermark) and rows above it are returned again next time, which
+// a snapshot applies idempotently.
 func (db *DB) QuotasChangedSince(ctx context.Context, campaignID string, version int64) ([]booking.Quota, int64, error) {
-	qs, newest, err := db.listQuotas(ctx, db.q.quotasSince, campaignID, version)
-	return qs, max(newest, version), err
+	if db.dialect != Postgres {
+		qs, newest, err := db.listQuotas(ctx, db.q.quotasSince, campaignID, version)
+		return qs, max(newest, version), err
+	}
+	safe, err := db.versions.watermark(ctx, db.x)
+	if err != nil {
+		return nil, 0, internal("quota version watermark", err)
+	}
+	// Read after the watermark is known: everything at or below it has
+	// committed before this statement's snapshot.
+	qs, _, err := db.listQuotas(ctx, db.q.quotasSince, campaignID, version)
+	return qs, max(safe, version), err
 }
 
 func (db *DB) listQuotas(ctx context.Context, query string, args ...any) ([]booking.Quota, int64, error) {

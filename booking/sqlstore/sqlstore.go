@@ -61,8 +61,9 @@ type DB struct {
 	// Go instead of polling SQLite's busy handler; nil on PostgreSQL.
 	writeLock chan struct{}
 
-	q     queries
-	stmts statements
+	q        queries
+	stmts    statements
+	versions versionWatermark // PostgreSQL only
 }
 
 var _ booking.Store = (*DB)(nil)
