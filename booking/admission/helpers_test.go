@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"log/slog"
 	"net/http"
 	"sync"
 	"testing"
@@ -65,3 +66,5 @@ func newTestController(tb testing.TB, mutate func(*Config)) (*Controller, *clock
 	}
 	return c, clk, reg
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -26,8 +26,8 @@ type memoryStore struct {
 	pending   []PersonKey
 	drawnUpTo time.Time // the latest draw done
 	lastStep  time.Time
-	credit    float64 // admissions owed, carried between steps
-	idle      bool    // nobody was left waiting after the last step
+	credit    float64     // admissions owed, carried between steps
+	idle      bool        // nobody was left waiting after the last step
 	admits    []admitMark // cursor after admitting, per second, oldest first
 	mapPeak   int         // largest len(persons) since the map was last rebuilt
 }
