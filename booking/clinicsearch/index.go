@@ -276,6 +276,8 @@ type cand struct {
 // search returns up to q.Limit+1 results in order, the extra one telling
 // Near that another page exists. It keeps the best Limit+1 seen so far in a
 // max-heap, and calls the filter only for clinics that would enter it.
+// Cells are visited nearest first, so a query in a dense city stops after
+// a few rings instead of reading its whole 100 km box.
 func (s *snapshot) search(q Query, cur *cursor) []cand {
 	k := q.Limit + 1
 	heap := make([]cand, 0, k)
@@ -296,9 +298,8 @@ func (s *snapshot) search(q Query, cur *cursor) []cand {
 	// clearly outside; the decision itself is on the distance in km, the
 	// same arithmetic as DistanceKm.
 	hmax := kmToH(q.RadiusKm)*(1+1e-9) + 1e-15
-	for r := r0; r <= r1; r++ {
-		base := r * s.cols
-		for _, e := range s.entries[s.start[base+c0]:s.start[base+c1+1]] {
+	scan := func(es []entry) {
+		for _, e := range es {
 			h := haversine(phi0, cos0, lam0, e.phi, e.cosPhi, e.lam)
 			if h > hmax {
 				continue
@@ -323,6 +324,39 @@ func (s *snapshot) search(q Query, cur *cursor) []cand {
 				heap[0] = c
 				down(heap, 0, less)
 			}
+		}
+	}
+	// segment scans the cells of row r from column a to b, clipped to the
+	// bounding box; they are contiguous in entries.
+	segment := func(r, a, b int) {
+		a, b = max(a, c0), min(b, c1)
+		if r < r0 || r > r1 || a > b {
+			return
+		}
+		base := r * s.cols
+		scan(s.entries[s.start[base+a]:s.start[base+b+1]])
+	}
+	// Visit the box in square rings of cells around the query's cell,
+	// nearest first, and stop once the heap is full and no clinic in the
+	// next ring can beat its worst.
+	rq, cq := s.row(q.Lat), s.col(q.Lon)
+	early := s.maxLon-180 <= q.Lon && q.Lon <= s.minLon+180 // no shorter way round the antimeridian
+	for ring := 0; ; ring++ {
+		if early && len(heap) == k && s.ringBound(ring, cos0) > heap[0].d {
+			break
+		}
+		if ring == 0 {
+			segment(rq, cq, cq)
+		} else {
+			segment(rq-ring, cq-ring, cq+ring)
+			segment(rq+ring, cq-ring, cq+ring)
+			for r := max(rq-ring+1, r0); r <= min(rq+ring-1, r1); r++ {
+				segment(r, cq-ring, cq-ring)
+				segment(r, cq+ring, cq+ring)
+			}
+		}
+		if rq-ring <= r0 && rq+ring >= r1 && cq-ring <= c0 && cq+ring >= c1 {
+			break
 		}
 	}
 	slices.SortFunc(heap, func(a, b cand) int {
@@ -357,6 +391,22 @@ func (s *snapshot) cells(q Query) (r0, r1, c0, c1 int, ok bool) {
 		return 0, 0, 0, 0, false
 	}
 	return s.row(latLo), s.row(latHi), s.col(lonLo), s.col(lonHi), true
+}
+
+// ringBound is a lower bound, in km, on the distance from a query point at
+// latitude φ0 (cos0 = cos φ0) to any clinic in a cell ring cells away (in
+// rows or columns) from the query's cell: ring−1 whole cells lie between.
+// Across rows that is the latitude difference; across columns it is the
+// distance to the meridian at that longitude difference, asin(cos φ0 ·
+// sin Δλ), which needs the short way round (see the caller's early flag).
+func (s *snapshot) ringBound(ring int, cos0 float64) float64 {
+	if ring <= 1 {
+		return 0
+	}
+	n := float64(ring - 1)
+	byLat := n * s.dLat * degToRad * EarthRadiusKm
+	byLon := EarthRadiusKm * math.Asin(min(cos0*math.Sin(min(n*s.dLon, 90)*degToRad), 1))
+	return min(byLat, byLon)*(1-1e-9) - 1e-9
 }
 
 // up and down maintain h as a max-heap under less (the root is the last in
