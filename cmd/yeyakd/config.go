@@ -1,0 +1,199 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// config is every setting of yeyakd. Each has a flag and a YEYAK_*
+// environment variable; the flag wins when both are set.
+type config struct {
+	Listen          string
+	OpsListen       string
+	DB              string
+	Demo            bool
+	Now             string
+	Issuers         multiFlag
+	OpsToken        string
+	PersonKey       string
+	Registry        string
+	Kafka           string
+	Role            string
+	ShutdownTimeout time.Duration
+	LogLevel        string
+	DemoPeople      int
+	DemoClinics     int
+}
+
+// secret marks settings printed masked.
+var secret = map[string]bool{"ops-token": true, "person-key": true}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string { return strings.Join(*m, " ; ") }
+func (m *multiFlag) Set(v string) error {
+	*m = append(*m, v)
+	return nil
+}
+
+// envName maps a flag name to its environment variable: ops-listen → YEYAK_OPS_LISTEN.
+func envName(flagName string) string {
+	return "YEYAK_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+const usageHeader = `yeyakd — the yeyak vaccination booking service.
+
+Usage:
+  yeyakd [flags]            serve (every role in one process by default)
+  yeyakd migrate [flags]    apply database migrations and exit
+
+Every flag has an environment equivalent: --ops-listen is YEYAK_OPS_LISTEN,
+--issuer is YEYAK_ISSUER (several issuers separated by ';'). Flags win.
+
+Flags:
+`
+
+func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("yeyakd", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&cfg.Listen, "listen", ":8080", "public /v1 API listen address")
+	fs.StringVar(&cfg.OpsListen, "ops-listen", "127.0.0.1:9090", "ops listener (metrics, breakers, cache, outbox); keep it on loopback")
+	fs.StringVar(&cfg.DB, "db", "", "database: sqlite:PATH or postgres://… (default sqlite:yeyak.db, or sqlite:yeyak-demo.db with --demo)")
+	fs.BoolVar(&cfg.Demo, "demo", false, "demo mode: seed a campaign whose rotation starts today (Asia/Seoul), mock registry and identity provider, print a curl tour")
+	fs.StringVar(&cfg.Now, "now", "", "fake clock start (RFC3339); the clock runs on from there. Refused unless --demo")
+	fs.Var(&cfg.Issuers, "issuer", "trusted identity provider, repeatable: name=N,iss=ISSUER,aud=AUDIENCE,jwks=URL[,algs=RS256|ES256][,skew=30s][,sub=CLAIM][,birthdate=CLAIM]")
+	fs.StringVar(&cfg.OpsToken, "ops-token", "", "bearer token for mutating ops endpoints (secret; empty makes them answer 403)")
+	fs.StringVar(&cfg.PersonKey, "person-key", "", "HMAC key for person ids in logs (secret; empty means a random key per process)")
+	fs.StringVar(&cfg.Registry, "registry", "mock", "legacy registry: mock | gateway:URL | oracle:DSN")
+	fs.StringVar(&cfg.Kafka, "kafka", "embedded", "Kafka brokers: embedded (in-process, keeps nothing across restarts) | host:port,host:port")
+	fs.StringVar(&cfg.Role, "role", "all", "roles to run: all | api | relay | sync")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may finish after SIGTERM")
+	fs.StringVar(&cfg.LogLevel, "log-level", "info", "debug | info | warn | error")
+	fs.IntVar(&cfg.DemoPeople, "demo-people", 100_000, "demo: size of the synthetic population in the mock registry")
+	fs.IntVar(&cfg.DemoClinics, "demo-clinics", 300, "demo: number of generated clinics")
+	fs.Usage = func() {
+		fmt.Fprint(out, usageHeader)
+		fs.VisitAll(func(f *flag.Flag) {
+			def := ""
+			if f.DefValue != "" {
+				def = " (default " + f.DefValue + ")"
+			}
+			fmt.Fprintf(out, "  --%s  [%s]%s\n      %s\n", f.Name, envName(f.Name), def, f.Usage)
+		})
+	}
+	return fs
+}
+
+// parseConfig reads flags, then fills every flag not given from YEYAK_*.
+func parseConfig(args []string, getenv func(string) string, out io.Writer) (*config, *flag.FlagSet, error) {
+	cfg := &config{}
+	fs := newFlagSet(cfg, out)
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		v := getenv(envName(f.Name))
+		if given[f.Name] || v == "" || err != nil {
+			return
+		}
+		if f.Name == "issuer" {
+			for _, s := range strings.Split(v, ";") {
+				if s = strings.TrimSpace(s); s != "" {
+					_ = f.Value.Set(s)
+				}
+			}
+			return
+		}
+		if e := f.Value.Set(v); e != nil {
+			err = fmt.Errorf("%s=%q: %w", envName(f.Name), v, e)
+		}
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.DB == "" {
+		cfg.DB = "sqlite:yeyak.db"
+		if cfg.Demo {
+			cfg.DB = "sqlite:yeyak-demo.db"
+		}
+	}
+	return cfg, fs, cfg.validate()
+}
+
+func (c *config) validate() error {
+	if c.Now != "" && !c.Demo {
+		return errors.New("--now is only allowed with --demo")
+	}
+	if c.Now != "" {
+		if _, err := time.Parse(time.RFC3339, c.Now); err != nil {
+			return fmt.Errorf("--now: %w", err)
+		}
+	}
+	switch c.Role {
+	case "all", "api", "relay", "sync":
+	default:
+		return fmt.Errorf("--role %q: want all, api, relay or sync", c.Role)
+	}
+	if c.Kafka == "embedded" && c.Role != "all" {
+		return errors.New("--kafka embedded lives in one process: it needs --role all")
+	}
+	if !c.Demo && len(c.Issuers) == 0 && (c.Role == "all" || c.Role == "api") {
+		return errors.New("no trusted identity provider: give --issuer (or run --demo)")
+	}
+	if c.ShutdownTimeout <= 0 {
+		return errors.New("--shutdown-timeout must be positive")
+	}
+	return nil
+}
+
+// print writes the effective configuration, secrets masked.
+func (c *config) print(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintln(w, "yeyakd configuration:")
+	fs.VisitAll(func(f *flag.Flag) {
+		v := f.Value.String()
+		switch {
+		case secret[f.Name] && v != "":
+			v = "****** (set)"
+		case f.Name == "db":
+			v = maskDSN(v)
+		}
+		fmt.Fprintf(w, "  %-18s %s\n", f.Name, v)
+	})
+}
+
+// maskDSN hides a password in a postgres:// DSN.
+func maskDSN(dsn string) string {
+	scheme, rest, ok := strings.Cut(dsn, "://")
+	if !ok {
+		return dsn
+	}
+	userinfo, host, ok := strings.Cut(rest, "@")
+	if !ok {
+		return dsn
+	}
+	if user, _, hasPw := strings.Cut(userinfo, ":"); hasPw {
+		return scheme + "://" + user + ":******@" + host
+	}
+	return dsn
+}
+
+// clock returns the service clock: the real one, or with --now a clock
+// that starts at that instant and runs on.
+func (c *config) clock() func() time.Time {
+	if c.Now == "" {
+		return time.Now
+	}
+	start, _ := time.Parse(time.RFC3339, c.Now)
+	began := time.Now()
+	return func() time.Time { return start.Add(time.Since(began)) }
+}
