@@ -18,7 +18,9 @@ import (
 //
 // POSTs need "Authorization: Bearer <opsToken>" (compared in constant
 // time). With opsToken "" the surface is read-only: POSTs answer 403.
-// Errors are JSON: {"error":{"code","message","retryable"}}.
+// Errors are JSON: {"error":{"code","message","retryable"}}. The handler
+// matches the full paths above: mount it without StripPrefix, e.g.
+// mux.Handle("/ops/breakers", h) and mux.Handle("/ops/breakers/", h).
 func (f *Facade) OpsHandler(opsToken string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ops/breakers", func(w http.ResponseWriter, r *http.Request) {

@@ -4,6 +4,19 @@
 // and ops controls. The implementations live in adapter/oracle (sqlx +
 // godror, the registry's Oracle schema) and adapter/gateway (the registry's
 // HTTP gateway, through go-retryablehttp).
+//
+// The main call wraps an implementation in the Facade, which is what the
+// rest of yeyak holds:
+//
+//	gw, _ := gateway.New(gateway.Config{BaseURL: "http://registry-gw:7070"})
+//	reg, err := adapter.NewFacade(gw, adapter.FacadeConfig{Registerer: prometheus.DefaultRegisterer})
+//	if err != nil { … }
+//	defer reg.Close()
+//	rec, err := reg.Eligibility(ctx, personID) // ErrNotFound, ErrUnavailable, …
+//	opsMux.Handle("/ops/breakers", reg.OpsHandler(opsToken))  // and "/ops/breakers/"
+//
+// The contract every implementation passes is adapter/registrytest; the
+// runbook for the breakers is docs/runbook.md.
 package adapter
 
 import (
