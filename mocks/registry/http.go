@@ -120,23 +120,25 @@ func (r *Registry) ControlHandler() http.Handler {
 			writeResult(w, http.StatusBadRequest, "E400", "faults: "+err.Error())
 			return
 		}
+		if !f.Outage {
+			_ = r.SetFaults(f) // validated above
+			writeJSON(w, http.StatusOK, f)
+			return
+		}
 		// Answer first: an Outage set through the gateway listener closes
 		// the very connection this request came on.
 		writeJSON(w, http.StatusOK, f)
 		if fl, ok := w.(http.Flusher); ok {
 			fl.Flush()
 		}
-		_ = r.SetFaults(f) // validated above
+		_ = r.SetFaults(f)
 	})
 	mux.HandleFunc("GET /mock/stats", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, r.Stats())
 	})
 	mux.HandleFunc("POST /mock/reset", func(w http.ResponseWriter, _ *http.Request) {
-		writeResult(w, http.StatusOK, "0000", "reset")
-		if fl, ok := w.(http.Flusher); ok {
-			fl.Flush()
-		}
 		r.Reset()
+		writeResult(w, http.StatusOK, "0000", "reset")
 	})
 	mux.HandleFunc("GET /mock/reservations/{rsvtId}", func(w http.ResponseWriter, req *http.Request) {
 		id := req.PathValue("rsvtId")

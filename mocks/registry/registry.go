@@ -507,11 +507,10 @@ func (r *Registry) draw() float64 {
 func (r *Registry) enter(ctx context.Context, write bool) (done func(), err error) {
 	n := r.inFlight.Add(1)
 	r.stats.observeInFlight(n)
-	done = func() { r.inFlight.Add(-1) }
+	release := func() { r.inFlight.Add(-1) }
 	defer func() {
 		if err != nil {
-			done()
-			done = nil
+			release()
 		}
 	}()
 	f, changed := r.current()
@@ -520,7 +519,7 @@ func (r *Registry) enter(ctx context.Context, write bool) (done func(), err erro
 		return nil, &FaultError{Kind: FaultOutage, Status: http.StatusServiceUnavailable}
 	}
 	if !f.applies(write) {
-		return done, nil
+		return release, nil
 	}
 	if f.Stall {
 		r.stats.stalled.Add(1)
@@ -537,7 +536,7 @@ func (r *Registry) enter(ctx context.Context, write bool) (done func(), err erro
 			return nil, &FaultError{Kind: FaultOutage, Status: http.StatusServiceUnavailable}
 		}
 		if !f.applies(write) {
-			return done, nil
+			return release, nil
 		}
 	}
 	if f.Shed > 0 && n > int64(f.Shed) {
@@ -563,7 +562,7 @@ func (r *Registry) enter(ctx context.Context, write bool) (done func(), err erro
 		r.stats.injected.Add(1)
 		return nil, &FaultError{Kind: FaultInjected, Status: http.StatusInternalServerError}
 	}
-	return done, nil
+	return release, nil
 }
 
 // afterWrite draws ErrorAfterRate for a write that has been applied.
