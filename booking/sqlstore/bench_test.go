@@ -3,11 +3,13 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/yeyak/yeyak/booking"
+	"github.com/yeyak/yeyak/mocks/testenv"
 )
 
 // benchBook books one dose per iteration for distinct people, in parallel,
@@ -44,7 +46,20 @@ func benchBook(b *testing.B, db *DB) {
 }
 
 // BenchmarkBookPostgres: go test -run ^$ -bench BookPostgres ./booking/sqlstore/
-func BenchmarkBookPostgres(b *testing.B) { benchBook(b, openPostgres(b)) }
+// It runs in both NotifyModes (the default, NotifyInTx, first).
+func BenchmarkBookPostgres(b *testing.B) {
+	for _, mode := range []NotifyMode{NotifyInTx, NotifyAfterCommit} {
+		b.Run("notify="+string(mode), func(b *testing.B) {
+			ctx := context.Background()
+			db, err := Open(ctx, testenv.Postgres(b), Options{OutboxNotify: mode, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			benchBook(b, db)
+		})
+	}
+}
 
 // BenchmarkBookSQLite: go test -run ^$ -bench BookSQLite ./booking/sqlstore/
 func BenchmarkBookSQLite(b *testing.B) { benchBook(b, openSQLite(b)) }

@@ -116,7 +116,7 @@ func (db *DB) CreateBookings(ctx context.Context, bookings []*booking.Booking, e
 		b.UpdatedAt = b.UpdatedAt.UTC().Truncate(time.Microsecond)
 		deltas[keyOf(b)]++
 	}
-	return db.inTx(ctx, "create bookings", func(tx *sqlx.Tx) error {
+	return db.inOutboxTx(ctx, "create bookings", events, func(tx *sqlx.Tx) error {
 		if err := db.applyDeltas(ctx, tx, deltas); err != nil {
 			return err
 		}
@@ -225,7 +225,7 @@ func (db *DB) CancelBookings(ctx context.Context, bookings []*booking.Booking, e
 			return booking.Errorf(booking.EINVALID, "a cancellation needs the booking id and its person")
 		}
 	}
-	return db.inTx(ctx, "cancel bookings", func(tx *sqlx.Tx) error {
+	return db.inOutboxTx(ctx, "cancel bookings", events, func(tx *sqlx.Tx) error {
 		stored := make([]*booking.Booking, len(bookings))
 		deltas := make(map[quotaKey]int, len(bookings))
 		for i, b := range bookings {
@@ -282,7 +282,7 @@ func (db *DB) MoveBookings(ctx context.Context, moves []booking.Move, events []b
 			return booking.Errorf(booking.EINVALID, "a move keeps the booking's id, person, campaign and dose")
 		}
 	}
-	return db.inTx(ctx, "move bookings", func(tx *sqlx.Tx) error {
+	return db.inOutboxTx(ctx, "move bookings", events, func(tx *sqlx.Tx) error {
 		stored := make([]*booking.Booking, len(moves))
 		deltas := make(map[quotaKey]int, 2*len(moves))
 		for i, m := range moves {
@@ -341,7 +341,7 @@ func (db *DB) SetStatus(ctx context.Context, id string, from, to booking.Status,
 	if at.IsZero() {
 		at = time.Now()
 	}
-	return db.inTx(ctx, "set booking status", func(tx *sqlx.Tx) error {
+	return db.inOutboxTx(ctx, "set booking status", events, func(tx *sqlx.Tx) error {
 		cur, err := db.current(ctx, tx, id)
 		if err != nil {
 			return err

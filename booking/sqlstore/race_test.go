@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -158,40 +159,75 @@ func TestSQLiteMemory(t *testing.T) {
 	}
 }
 
-// TestOutboxNotifyPostgres checks that a committed outbox insert notifies
-// yeyak_outbox and a rolled-back one does not.
+// TestOutboxNotifyPostgres checks that a committed booking notifies
+// yeyak_outbox in both notify modes, that a failed one does not, and that
+// in after-commit mode the trigger stays silent for the store's sessions
+// but not for other writers.
 func TestOutboxNotifyPostgres(t *testing.T) {
 	t.Parallel()
-	dsn := testenv.Postgres(t)
-	db := mustOpen(t, dsn)
-	ctx := ctxT(t)
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, "LISTEN yeyak_outbox"); err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	mustSetQuotas(t, db, quota("c1", day1, 1, 0, 1))
+	for _, mode := range []NotifyMode{NotifyInTx, NotifyAfterCommit} {
+		t.Run(string(mode), func(t *testing.T) {
+			t.Parallel()
+			dsn := testenv.Postgres(t)
+			ctx := ctxT(t)
+			db, err := Open(ctx, dsn, Options{OutboxNotify: mode, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			listener, err := pgx.Connect(ctx, dsn)
+			if err != nil {
+				t.Fatalf("connect: %v", err)
+			}
+			defer listener.Close(context.Background())
+			if _, err := listener.Exec(ctx, "LISTEN yeyak_outbox"); err != nil {
+				t.Fatalf("listen: %v", err)
+			}
+			waitNotify := func(d time.Duration) error {
+				wctx, cancel := context.WithTimeout(ctx, d)
+				defer cancel()
+				_, err := listener.WaitForNotification(wctx)
+				return err
+			}
+			mustSetQuotas(t, db, quota("c1", day1, 1, 0, 1))
 
-	// Sold out: rolled back, so no notification.
-	b := newBooking("p1", "c1", day1, 1, 0)
-	fail := newBooking("p2", "c9", day1, 1, 0)
-	wantCode(t, db.CreateBookings(ctx, []*booking.Booking{fail}, eventsFor(booking.EventBookingConfirmed, fail)), booking.ESOLDOUT)
-	book(t, db, b)
+			fail := newBooking("p2", "c9", day1, 1, 0)
+			wantCode(t, db.CreateBookings(ctx, []*booking.Booking{fail}, eventsFor(booking.EventBookingConfirmed, fail)), booking.ESOLDOUT)
+			book(t, db, newBooking("p1", "c1", day1, 1, 0))
+			if err := waitNotify(5 * time.Second); err != nil {
+				t.Fatalf("no notification after a committed booking: %v", err)
+			}
+			if err := waitNotify(200 * time.Millisecond); err == nil {
+				t.Fatal("a second notification: the failed booking notified too")
+			}
 
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	n, err := conn.WaitForNotification(wctx)
-	if err != nil || n.Channel != "yeyak_outbox" {
-		t.Fatalf("notification = %+v, %v", n, err)
-	}
-	// Only the committed transaction notified.
-	wctx2, cancel2 := context.WithTimeout(ctx, 200*time.Millisecond)
-	defer cancel2()
-	if n, err := conn.WaitForNotification(wctx2); err == nil {
-		t.Fatalf("unexpected second notification %+v", n)
+			// A raw insert on one of the store's sessions notifies only in
+			// in-transaction mode (the store's own commits are covered
+			// above).
+			ins := "INSERT INTO outbox (id, aggregate_key, event_type, payload, headers, created_at) VALUES ($1, 'k', 't', '{}', '{}', now())"
+			if _, err := db.DB().ExecContext(ctx, ins, booking.NewID()); err != nil {
+				t.Fatal(err)
+			}
+			err = waitNotify(300 * time.Millisecond)
+			if mode == NotifyInTx && err != nil {
+				t.Fatalf("trigger did not notify: %v", err)
+			}
+			if mode == NotifyAfterCommit && err == nil {
+				t.Fatal("trigger notified on a store session in after-commit mode")
+			}
+			// Any other writer's insert always notifies.
+			other, err := pgx.Connect(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close(context.Background())
+			if _, err := other.Exec(ctx, ins, booking.NewID()); err != nil {
+				t.Fatal(err)
+			}
+			if err := waitNotify(5 * time.Second); err != nil {
+				t.Fatalf("another writer's insert did not notify: %v", err)
+			}
+		})
 	}
 }
 

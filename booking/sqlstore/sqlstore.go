@@ -42,6 +42,9 @@ type Options struct {
 	// SkipMigrations leaves the schema alone at Open (a separate
 	// `yeyakd migrate` step applies it); Ping then fails until it is done.
 	SkipMigrations bool
+	// OutboxNotify says how the store signals relays on PostgreSQL; the
+	// default is NotifyInTx. Ignored on SQLite.
+	OutboxNotify NotifyMode
 	// Logger receives operational events (migrations applied); default
 	// slog.Default(). Nothing personal is ever logged.
 	Logger *slog.Logger
@@ -64,6 +67,7 @@ type DB struct {
 	q        queries
 	stmts    statements
 	versions versionWatermark // PostgreSQL only
+	notify   *notifier        // NotifyAfterCommit only
 }
 
 var _ booking.Store = (*DB)(nil)
@@ -98,6 +102,17 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	if memory {
 		opts.MaxOpenConns = 1
 	}
+	switch opts.OutboxNotify {
+	case "", NotifyInTx:
+	case NotifyAfterCommit:
+		if dialect == Postgres {
+			if driverDSN, err = withNotifyParam(driverDSN); err != nil {
+				return nil, booking.Errorf(booking.EINVALID, "bad PostgreSQL URL")
+			}
+		}
+	default:
+		return nil, booking.Errorf(booking.EINVALID, "unknown OutboxNotify mode %q", opts.OutboxNotify)
+	}
 	if opts.MaxIdleConns <= 0 || opts.MaxIdleConns > opts.MaxOpenConns {
 		opts.MaxIdleConns = opts.MaxOpenConns
 	}
@@ -121,6 +136,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	if err := db.init(ctx, opts); err != nil {
 		x.Close()
 		return nil, err
+	}
+	if dialect == Postgres && opts.OutboxNotify == NotifyAfterCommit {
+		db.startNotifier()
 	}
 	return db, nil
 }
@@ -208,8 +226,11 @@ func (db *DB) DB() *sqlx.DB { return db.x }
 // Dialect returns which database this is.
 func (db *DB) Dialect() Dialect { return db.dialect }
 
-// Close closes the prepared statements and the pool.
+// Close stops the notifier, closes the prepared statements and the pool.
 func (db *DB) Close() error {
+	if db.notify != nil {
+		db.notify.close()
+	}
 	db.stmts.close()
 	return db.x.Close()
 }
@@ -267,6 +288,16 @@ func (db *DB) tryTx(ctx context.Context, fn func(tx *sqlx.Tx) error) (err error)
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// inOutboxTx is inTx for a transaction that writes events: after it
+// commits, relays are signalled (NotifyAfterCommit).
+func (db *DB) inOutboxTx(ctx context.Context, op string, events []booking.Event, fn func(tx *sqlx.Tx) error) error {
+	err := db.inTx(ctx, op, fn)
+	if err == nil && len(events) > 0 {
+		db.outboxCommitted()
+	}
+	return err
 }
 
 // internal wraps an unexpected database error for the operator's logs.
