@@ -105,6 +105,9 @@ func New(reg adapter.Registry, cfg Config) (*Cache, error) {
 		return nil, err
 	}
 	c.m = m
+	if c.rds != nil {
+		c.goOwned(func() { c.rds.subscribe(c.baseCtx, c.invalidateLocal) })
+	}
 	return c, nil
 }
 
@@ -398,12 +401,23 @@ func (c *Cache) Refresh(ctx context.Context, personID string) (Entry, error) {
 // Invalidate marks the person's record as out of date, after their booking
 // changed or on demand from ops: the next lookup asks the registry (the old
 // record still answers, marked stale, if the registry cannot). It also
-// deletes the record from the Redis tier; a Redis failure is logged, not
-// returned. Other instances' in-process copies are not reached.
+// deletes the record from the Redis tier and, through Redis pub/sub, marks
+// other instances' in-process copies the same way; a Redis failure is
+// logged, not returned.
 func (c *Cache) Invalidate(ctx context.Context, personID string) {
 	if personID == "" {
 		return
 	}
+	c.invalidateLocal(personID)
+	c.m.invalidations.Inc()
+	if c.rds != nil {
+		c.rds.del(ctx, personID)
+	}
+}
+
+// invalidateLocal marks the in-process entry (an invalidation of this
+// instance or, through Redis pub/sub, of another).
+func (c *Cache) invalidateLocal(personID string) {
 	sh := c.mem.shard(personID)
 	sh.mu.Lock()
 	if e, ok := sh.lru.Peek(personID); ok {
@@ -414,10 +428,6 @@ func (c *Cache) Invalidate(ctx context.Context, personID string) {
 		}
 	}
 	sh.mu.Unlock()
-	c.m.invalidations.Inc()
-	if c.rds != nil {
-		c.rds.del(ctx, personID)
-	}
 }
 
 // Person implements booking.PersonSource over Get.

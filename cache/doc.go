@@ -57,8 +57,11 @@
 // (NegativeTTL for "not found") after the fetch. Every command has a
 // RedisTimeout deadline; a failure makes the cache skip Redis for
 // RedisBackoff and is logged at most once per RedisLogInterval. A Redis
-// outage is never an error to the caller. Invalidate reaches Redis but not
-// the other instances' memory (they keep their copy until it goes stale).
+// outage is never an error to the caller. Invalidate deletes the Redis copy
+// and publishes the person id on KeyPrefix+"invalidate"; every cache on the
+// same Redis subscribes and marks its in-process copy (an invalidation
+// published while an instance is cut off from Redis is lost to it: its copy
+// goes stale at FreshTTL).
 //
 // # Pre-warming
 //

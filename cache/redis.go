@@ -148,13 +148,45 @@ func (t *redisTier) setMany(ctx context.Context, ids []string, es []*entry) {
 	}
 }
 
+// del deletes the person's shared copy and tells the other instances to
+// invalidate theirs (pub/sub on KeyPrefix + "invalidate").
 func (t *redisTier) del(ctx context.Context, personID string) {
 	ctx, cancel := context.WithTimeout(ctx, t.cfg.RedisTimeout)
 	defer cancel()
 	// Tried even during the backoff: an invalidation that is skipped would
 	// let other instances read a record known to be out of date.
-	if err := t.cl.Del(ctx, t.key(personID)).Err(); err != nil {
+	_, err := t.cl.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, t.key(personID))
+		p.Publish(ctx, t.channel(), personID)
+		return nil
+	})
+	if err != nil {
 		t.fail("del", err)
+	}
+}
+
+func (t *redisTier) channel() string { return t.cfg.KeyPrefix + "invalidate" }
+
+// subscribe delivers the invalidations other instances publish to
+// invalidate until ctx ends. go-redis resubscribes after a Redis outage;
+// invalidations published meanwhile are lost (those entries go stale at
+// FreshTTL as without Redis).
+func (t *redisTier) subscribe(ctx context.Context, invalidate func(personID string)) {
+	sub := t.cl.Subscribe(ctx, t.channel())
+	defer sub.Close()
+	ch := sub.Channel()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m, ok := <-ch:
+			if !ok {
+				return
+			}
+			if m.Payload != "" {
+				invalidate(m.Payload)
+			}
+		}
 	}
 }
 

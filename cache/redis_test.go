@@ -182,3 +182,28 @@ func TestRedisKilledMidTest(t *testing.T) {
 		t.Logf("close with Redis dead: %v", err)
 	}
 }
+
+// Invalidate on one instance reaches the others' memory through Redis
+// pub/sub.
+func TestRedisInvalidationReachesOtherInstances(t *testing.T) {
+	cl, prefix := sharedRedis(t)
+	reg, _ := populated(10)
+	cfg := cache.Config{Redis: cl, KeyPrefix: prefix, RedisTimeout: time.Second}
+	a := newCache(t, reg, cfg)
+	b := newCache(t, reg, cfg)
+	ctx := context.Background()
+	for _, c := range []*cache.Cache{a, b} {
+		if _, err := c.Get(ctx, "P0000000003"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if e, _ := b.Get(ctx, "P0000000003"); e.Source != cache.SourceMemory {
+		t.Fatalf("b answered from %s, want memory", e.Source)
+	}
+	// b's subscription may not be active yet: repeat until it hears one.
+	eventually(t, "b to hear the invalidation", func() bool {
+		a.Invalidate(ctx, "P0000000003")
+		e, err := b.Get(ctx, "P0000000003")
+		return err == nil && e.Source == cache.SourceRegistry
+	})
+}
