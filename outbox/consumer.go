@@ -106,6 +106,12 @@ type ConsumerConfig struct {
 	// PauseMin and PauseMax bound the pause after an ErrPause error;
 	// 0 means 1 s and 30 s.
 	PauseMin, PauseMax time.Duration
+	// CommitInterval is how often the built reader sends the offsets of
+	// handled messages to Kafka; 0 means 1 s, negative means after every
+	// message. Only handled messages are ever committed; a crash loses at
+	// most the last interval's commits, and those messages are redelivered
+	// and found in the inbox.
+	CommitInterval time.Duration
 	// LagInterval is how often the lag gauge is refreshed; 0 means 5 s.
 	LagInterval time.Duration
 
@@ -172,6 +178,12 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	if cfg.PauseMax <= 0 {
 		cfg.PauseMax = 30 * time.Second
 	}
+	if cfg.CommitInterval == 0 {
+		cfg.CommitInterval = time.Second
+	}
+	if cfg.CommitInterval < 0 {
+		cfg.CommitInterval = 0 // kafka-go: synchronous commits
+	}
 	if cfg.LagInterval <= 0 {
 		cfg.LagInterval = 5 * time.Second
 	}
@@ -196,7 +208,7 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 			MaxBytes:          10 << 20,
 			MaxWait:           250 * time.Millisecond,
 			StartOffset:       kafka.FirstOffset,
-			CommitInterval:    0, // synchronous: a commit returns once the broker has it
+			CommitInterval:    cfg.CommitInterval,
 			HeartbeatInterval: time.Second,
 			SessionTimeout:    10 * time.Second,
 			RebalanceTimeout:  10 * time.Second,

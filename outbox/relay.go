@@ -39,6 +39,11 @@ type RelayConfig struct {
 	// it: 0 means 5 s on PostgreSQL (LISTEN/NOTIFY wakes it sooner) and
 	// 100 ms on SQLite (no notifications).
 	PollInterval time.Duration
+	// Linger is the least time between two batches that were not full: a
+	// burst of notifications then becomes one batch instead of one batch
+	// per booking. It adds at most Linger to an event's latency. 0 means
+	// 10 ms; negative means none.
+	Linger time.Duration
 	// PublishTimeout bounds one batch's publish; 0 means 30 s.
 	PublishTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the exponential backoff (full
@@ -78,6 +83,9 @@ func (c *RelayConfig) defaults(dialect string) {
 		if dialect == DialectSQLite {
 			c.PollInterval = 100 * time.Millisecond
 		}
+	}
+	if c.Linger == 0 {
+		c.Linger = 10 * time.Millisecond
 	}
 	if c.PublishTimeout <= 0 {
 		c.PublishTimeout = 30 * time.Second
@@ -211,6 +219,9 @@ func (r *Relay) Run(ctx context.Context) error {
 		attempt = 0
 		if n >= r.cfg.BatchSize || n < 0 {
 			continue // more may be waiting (or another relay held the lock briefly)
+		}
+		if n > 0 && r.cfg.Linger > 0 && !sleep(ctx, r.cfg.Linger) {
+			return nil
 		}
 		t := time.NewTimer(r.cfg.PollInterval)
 		select {

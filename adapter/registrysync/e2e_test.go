@@ -63,10 +63,16 @@ type system struct {
 
 var seoul, _ = time.LoadLocation("Asia/Seoul")
 
-func newSystem(t *testing.T, people booking.PersonSource, reg *registry.Registry, capacity int) *system {
+func newSystem(t testing.TB, people booking.PersonSource, reg *registry.Registry, capacity int) *system {
+	return newSystemOn(t, "sqlite:"+filepath.Join(t.TempDir(), "yeyak.db"), people, reg, capacity, 1)
+}
+
+// newSystemOn is newSystem on the database at dsn with clinics K001…
+// each holding capacity doses on the slot date.
+func newSystemOn(t testing.TB, dsn string, people booking.PersonSource, reg *registry.Registry, capacity, clinics int) *system {
 	t.Helper()
 	ctx := context.Background()
-	store, err := sqlstore.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "yeyak.db"), sqlstore.Options{})
+	store, err := sqlstore.Open(ctx, dsn, sqlstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,12 +82,19 @@ func newSystem(t *testing.T, people booking.PersonSource, reg *registry.Registry
 	if err := store.PutCampaign(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.PutClinics(ctx, []booking.Clinic{{ID: "K001", Name: "Clinic 1", Region: "11-110", Products: []string{"pfizer"}}}); err != nil {
+	slot := booking.MustDate("2021-08-26")
+	var cs []booking.Clinic
+	var qs []booking.Quota
+	for i := 1; i <= clinics; i++ {
+		id := fmt.Sprintf("K%03d", i)
+		cs = append(cs, booking.Clinic{ID: id, Name: "Clinic " + id, Region: "11-110", Products: []string{"pfizer"}})
+		qs = append(qs, booking.Quota{CampaignID: c.ID, ClinicID: id, Date: slot, Product: "pfizer",
+			Dose: 1, Wave: booking.OpenWave, Capacity: capacity})
+	}
+	if err := store.PutClinics(ctx, cs); err != nil {
 		t.Fatal(err)
 	}
-	slot := booking.MustDate("2021-08-26")
-	if err := store.SetQuotas(ctx, []booking.Quota{{CampaignID: c.ID, ClinicID: "K001", Date: slot, Product: "pfizer",
-		Dose: 1, Wave: booking.OpenWave, Capacity: capacity}}); err != nil {
+	if err := store.SetQuotas(ctx, qs); err != nil {
 		t.Fatal(err)
 	}
 	if people == nil {
@@ -101,12 +114,16 @@ func newSystem(t *testing.T, people booking.PersonSource, reg *registry.Registry
 }
 
 func (s *system) book(ctx context.Context, person string, birth booking.Date) (*booking.Booking, error) {
-	return s.svc.Book(ctx, booking.BookRequest{PersonID: person, CampaignID: s.campID, ClinicID: "K001",
+	return s.bookAt(ctx, "K001", person, birth)
+}
+
+func (s *system) bookAt(ctx context.Context, clinic, person string, birth booking.Date) (*booking.Booking, error) {
+	return s.svc.Book(ctx, booking.BookRequest{PersonID: person, CampaignID: s.campID, ClinicID: clinic,
 		Date: s.slot, Product: "pfizer", BirthDate: birth})
 }
 
 // run runs fn in the background until the test ends; stop waits for it.
-func run(t *testing.T, fn func(ctx context.Context) error) (stop func() error) {
+func run(t testing.TB, fn func(ctx context.Context) error) (stop func() error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- fn(ctx) }()
@@ -120,7 +137,7 @@ func run(t *testing.T, fn func(ctx context.Context) error) (stop func() error) {
 	return stop
 }
 
-func (s *system) relay(t *testing.T, hook func(context.Context, int) error) *outbox.Relay {
+func (s *system) relay(t testing.TB, hook func(context.Context, int) error) *outbox.Relay {
 	w := outbox.NewWriter(s.brokers, outbox.DefaultTopic, outbox.WriterConfig{})
 	t.Cleanup(func() { w.Close() })
 	r, err := outbox.NewRelay(s.store.DB(), string(s.store.Dialect()), w, outbox.RelayConfig{
@@ -132,7 +149,7 @@ func (s *system) relay(t *testing.T, hook func(context.Context, int) error) *out
 	return r
 }
 
-func (s *system) consumer(t *testing.T) *outbox.Consumer {
+func (s *system) consumer(t testing.TB) *outbox.Consumer {
 	h, err := registrysync.New(registrysync.Config{Registry: s.reg, Verifier: s.svc})
 	if err != nil {
 		t.Fatal(err)
