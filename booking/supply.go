@@ -93,6 +93,23 @@ func SupplyDigest(data []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// SupplyDates returns the dates on which a campaign may hold supply of
+// dose n of product p: the vaccination dates for dose 1; for a later dose,
+// those dates moved by (n−1) intervals, widened by the tolerance on both
+// sides, because dose 2 of a dose 1 given on the last vaccination date
+// lands after it.
+func SupplyDates(c *Campaign, p Product, dose int) (from, to Date) {
+	from, to = c.VaccinationFrom, c.VaccinationTo
+	if dose < 2 || p.DosesOf() < 2 {
+		return from, to
+	}
+	n := dose - 1
+	if f := from.AddDays(n * (p.IntervalDays - p.ToleranceDays)); f.After(from) {
+		from = f
+	}
+	return from, to.AddDays(n * (p.IntervalDays + p.ToleranceDays))
+}
+
 // SupplyParser parses and validates supply files for a campaign. The zero
 // SupplyParser is ready to use.
 type SupplyParser struct {
@@ -168,12 +185,9 @@ func (k *supplyChecker) check(line int, f supplyFields) {
 	}
 
 	date, err := ParseDate(strings.TrimSpace(f.date))
-	switch {
-	case err != nil:
+	dateOK := err == nil
+	if !dateOK {
 		add("date %s is not a valid YYYY-MM-DD date", quoteField(f.date))
-		keyOK = false
-	case date.Before(k.c.VaccinationFrom) || date.After(k.c.VaccinationTo):
-		add("date %s is outside the campaign's vaccination dates %s..%s", date, k.c.VaccinationFrom, k.c.VaccinationTo)
 		keyOK = false
 	}
 
@@ -188,21 +202,38 @@ func (k *supplyChecker) check(line int, f supplyFields) {
 		keyOK = false
 	}
 
-	dose := 1
+	dose, doseOK := 1, true
 	if s := strings.TrimSpace(f.dose); f.hasDose && s != "" {
 		n, err := strconv.Atoi(s)
 		switch {
 		case err != nil:
 			add("dose %s is not a whole number", quoteField(f.dose))
-			keyOK = false
+			doseOK = false
 		case known && (n < 1 || n > product.DosesOf()):
 			add("dose %d is outside 1..%d for product %q", n, product.DosesOf(), productID)
-			keyOK = false
+			doseOK = false
 		case n < 1:
 			add("dose %d is below 1", n)
-			keyOK = false
+			doseOK = false
 		}
 		dose = n
+	}
+	keyOK = keyOK && doseOK
+
+	if dateOK {
+		from, to := k.c.VaccinationFrom, k.c.VaccinationTo
+		if known && doseOK {
+			from, to = SupplyDates(k.c, product, dose)
+		}
+		switch {
+		case !date.Before(from) && !date.After(to):
+		case from == k.c.VaccinationFrom && to == k.c.VaccinationTo:
+			add("date %s is outside the campaign's vaccination dates %s..%s", date, from, to)
+			keyOK = false
+		default:
+			add("date %s is outside the dates for dose %d of %q, %s..%s", date, dose, productID, from, to)
+			keyOK = false
+		}
 	}
 
 	doses, err := strconv.Atoi(strings.TrimSpace(f.doses))
@@ -265,8 +296,9 @@ func quoteField(s string) string {
 //
 // It returns EINVALID as a *SupplyError listing every bad row with its
 // line: a bad header (missing, unknown or repeated columns), a row with the
-// wrong number of fields or broken quoting, a bad or out-of-campaign date,
-// a product the campaign does not offer, a dose outside 1..the product's
+// wrong number of fields or broken quoting, a bad date or one outside
+// SupplyDates (the vaccination dates; for dose 2 an interval later), a
+// product the campaign does not offer, a dose outside 1..the product's
 // doses, doses that are not a whole number in 0..MaxSupplyDoses, a row
 // repeating an earlier (clinic, date, product, dose), or more than MaxRows
 // rows. A file with no rows is refused too. Read errors are returned

@@ -71,8 +71,8 @@ func TestParseSupplyCSV(t *testing.T) {
 	}{
 		{
 			name: "good, dose defaults to 1, spaces and CRLF",
-			in:   "clinic_id,date,product,dose,doses\r\nC1,2021-08-26,pfizer,1,100\r\n C1 , 2021-08-26 , pfizer , 2 , 40 \r\nC2,2021-10-02,janssen,,0\r\n",
-			want: []booking.Supply{sup("C1", "2021-08-26", "pfizer", 1, 100), sup("C1", "2021-08-26", "pfizer", 2, 40), sup("C2", "2021-10-02", "janssen", 1, 0)},
+			in:   "clinic_id,date,product,dose,doses\r\nC1,2021-08-26,pfizer,1,100\r\n C1 , 2021-10-07 , pfizer , 2 , 40 \r\nC2,2021-10-02,janssen,,0\r\n",
+			want: []booking.Supply{sup("C1", "2021-08-26", "pfizer", 1, 100), sup("C1", "2021-10-07", "pfizer", 2, 40), sup("C2", "2021-10-02", "janssen", 1, 0)},
 		},
 		{
 			name: "columns in any order, no dose column, BOM, blank lines, quoted field",
@@ -126,9 +126,23 @@ func TestParseSupplyCSV(t *testing.T) {
 			},
 		},
 		{
+			name: "dose 2 supply lies an interval (± tolerance) after the vaccination dates",
+			in: "clinic_id,date,product,dose,doses\n" +
+				"C1,2021-10-06,pfizer,2,1\n" + // 2 before 08-26 + 42 days
+				"C1,2021-10-07,pfizer,2,1\n" + // 3 first dose-2 date
+				"C1,2021-11-13,pfizer,2,1\n" + // 4 last dose-2 date: 10-02 + 42 days
+				"C1,2021-11-14,pfizer,2,1\n" + // 5 after
+				"C1,2021-10-07,pfizer,1,1\n", // 6 dose 1 after the vaccination dates
+			bad: []badRow{
+				{2, `date 2021-10-06 is outside the dates for dose 2 of "pfizer", 2021-10-07..2021-11-13`},
+				{5, "date 2021-11-14 is outside the dates for dose 2"},
+				{6, "date 2021-10-07 is outside the campaign's vaccination dates 2021-08-26..2021-10-02"},
+			},
+		},
+		{
 			name: "several problems of one row in one reason",
 			in:   "clinic_id,date,product,doses\nC1,2020-01-01,astra,-1\n",
-			bad:  []badRow{{2, "outside the campaign's vaccination dates 2021-08-26..2021-10-02; unknown product \"astra\" for campaign \"c1\"; doses -1 is negative"}},
+			bad:  []badRow{{2, "unknown product \"astra\" for campaign \"c1\"; date 2020-01-01 is outside the campaign's vaccination dates 2021-08-26..2021-10-02; doses -1 is negative"}},
 		},
 		{
 			name: "a quoted field spanning lines: the line where the row starts",
@@ -181,10 +195,10 @@ func TestParseSupplyJSON(t *testing.T) {
 	}{
 		{
 			name: "good, dose missing or null means 1",
-			in: `[{"clinic_id":"C1","date":"2021-08-26","product":"pfizer","dose":2,"doses":40},
+			in: `[{"clinic_id":"C1","date":"2021-10-07","product":"pfizer","dose":2,"doses":40},
 			      {"clinic_id":"C1","date":"2021-08-26","product":"pfizer","doses":100},
 			      {"clinic_id":"C2","date":"2021-10-02","product":"janssen","dose":null,"doses":0}]`,
-			want: []booking.Supply{sup("C1", "2021-08-26", "pfizer", 2, 40), sup("C1", "2021-08-26", "pfizer", 1, 100), sup("C2", "2021-10-02", "janssen", 1, 0)},
+			want: []booking.Supply{sup("C1", "2021-10-07", "pfizer", 2, 40), sup("C1", "2021-08-26", "pfizer", 1, 100), sup("C2", "2021-10-02", "janssen", 1, 0)},
 		},
 		{
 			name: "every bad item listed by index",
@@ -338,7 +352,7 @@ func TestSupplyDigest(t *testing.T) {
 // a *SupplyError (EINVALID) whose rows all have a line and a reason. It
 // never panics.
 func FuzzParseSupplyCSV(f *testing.F) {
-	f.Add([]byte("clinic_id,date,product,dose,doses\nC1,2021-08-26,pfizer,1,100\nC1,2021-08-26,pfizer,2,40\n"))
+	f.Add([]byte("clinic_id,date,product,dose,doses\nC1,2021-08-26,pfizer,1,100\nC1,2021-10-07,pfizer,2,40\n"))
 	f.Add([]byte("doses,product,clinic_id,date\n7,janssen,\"C,9\",2021-09-01\n"))
 	f.Add([]byte("clinic_id,date,product,doses\nC1,2021-08-25,astra,-1\n\"x\ny\",2021-08-26,pfizer,1\n"))
 	c := supplyCampaign()
@@ -365,9 +379,10 @@ func FuzzParseSupplyCSV(f *testing.F) {
 		_ = w.Write([]string{"clinic_id", "date", "product", "dose", "doses"})
 		for _, s := range rows {
 			p, ok := c.Product(s.Product)
+			from, to := booking.SupplyDates(c, p, s.Dose)
 			key := fmt.Sprint(s.ClinicID, "|", s.Date, "|", s.Product, "|", s.Dose)
 			switch {
-			case s.CampaignID != c.ID, s.ClinicID == "", !ok, s.Date.Before(c.VaccinationFrom), s.Date.After(c.VaccinationTo),
+			case s.CampaignID != c.ID, s.ClinicID == "", !ok, s.Date.Before(from), s.Date.After(to),
 				s.Dose < 1, s.Dose > p.DosesOf(), s.Doses < 0, s.Doses > booking.MaxSupplyDoses, seen[key]:
 				t.Fatalf("accepted a bad row %+v", s)
 			}
@@ -380,4 +395,56 @@ func FuzzParseSupplyCSV(f *testing.F) {
 			t.Fatalf("round trip: %v\n got %v\nwant %v", err, again, rows)
 		}
 	})
+}
+
+// Ops load supply from a CSV file; a file with bad rows is refused whole,
+// every bad row listed with its line.
+func ExampleParseSupplyCSV() {
+	c := &booking.Campaign{
+		ID:              "covid19",
+		Products:        []booking.Product{{ID: "pfizer", Doses: 2, IntervalDays: 42}},
+		VaccinationFrom: booking.MustDate("2021-08-26"),
+		VaccinationTo:   booking.MustDate("2021-10-02"),
+	}
+	good := "clinic_id,date,product,dose,doses\nC000001,2021-08-26,pfizer,1,100\nC000001,2021-10-07,pfizer,2,100\n"
+	rows, err := booking.ParseSupplyCSV(strings.NewReader(good), c)
+	fmt.Println(len(rows), err, booking.SupplyDigest([]byte(good))[:12])
+
+	bad := "clinic_id,date,product,doses\nC000001,2021-08-26,moderna,100\nC000001,2021-08-26,pfizer,-3\n"
+	_, err = booking.ParseSupplyCSV(strings.NewReader(bad), c)
+	var se *booking.SupplyError
+	if errors.As(err, &se) {
+		for _, r := range se.Rows {
+			fmt.Printf("line %d: %s\n", r.Line, r.Reason)
+		}
+	}
+	fmt.Println(booking.ErrorCode(err))
+	// Output:
+	// 2 <nil> 338a9328a317
+	// line 2: unknown product "moderna" for campaign "covid19"
+	// line 3: doses -3 is negative
+	// invalid_request
+}
+
+func TestSupplyDates(t *testing.T) {
+	c := &booking.Campaign{VaccinationFrom: booking.MustDate("2021-08-26"), VaccinationTo: booking.MustDate("2021-10-02")}
+	for _, tc := range []struct {
+		name     string
+		p        booking.Product
+		dose     int
+		from, to string
+	}{
+		{"dose 1", booking.Product{Doses: 2, IntervalDays: 42, ToleranceDays: 3}, 1, "2021-08-26", "2021-10-02"},
+		{"one-dose product", booking.Product{}, 2, "2021-08-26", "2021-10-02"},
+		{"dose 2 with tolerance", booking.Product{Doses: 2, IntervalDays: 42, ToleranceDays: 3}, 2, "2021-10-04", "2021-11-16"},
+		{"dose 3", booking.Product{Doses: 3, IntervalDays: 21}, 3, "2021-10-07", "2021-11-13"},
+		{"never before dose 1 dates", booking.Product{Doses: 2, ToleranceDays: 5}, 2, "2021-08-26", "2021-10-07"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			from, to := booking.SupplyDates(c, tc.p, tc.dose)
+			if from.String() != tc.from || to.String() != tc.to {
+				t.Fatalf("got %s..%s, want %s..%s", from, to, tc.from, tc.to)
+			}
+		})
+	}
 }
