@@ -20,6 +20,8 @@ const (
 // Entry is the answer to a lookup: the registry's record of the person and
 // how old it is.
 type Entry struct {
+	// Record is the registry's record. Its slices (Doses, Bookings) are
+	// shared with the cache and every other caller: read, never modify.
 	Record adapter.Record
 	// FetchedAt is when the registry produced the record (kept across tiers:
 	// a record read from Redis carries the time the first instance fetched it).
