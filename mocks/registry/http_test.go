@@ -171,8 +171,8 @@ func TestGatewayReservations(t *testing.T) {
 			t.Errorf("%s: stored", tc.name)
 		}
 	}
-	if code, _, m = call(t, "PUT", api+"/reservations/r-2", body(ghost.ID, 1)); m["resultMsg"] != "person unknown" {
-		t.Errorf("422 message %v", m)
+	if code, _, m = call(t, "PUT", api+"/reservations/r-2", body(ghost.ID, 1)); code != 422 || m["resultMsg"] != "person unknown" {
+		t.Errorf("422 message %d %v", code, m)
 	}
 
 	for range 2 {
@@ -186,7 +186,7 @@ func TestGatewayReservations(t *testing.T) {
 	if res, _ := r.Reservation("r-1"); res.Status != "C" {
 		t.Fatalf("status %q", res.Status)
 	}
-	if code, _, m = call(t, "GET", api+"/persons/"+alice.ID, ""); len(m["reservations"].([]any)) != 0 {
+	if code, _, m = call(t, "GET", api+"/persons/"+alice.ID, ""); code != 200 || len(m["reservations"].([]any)) != 0 {
 		t.Fatalf("cancelled reservation listed: %v", m)
 	}
 	// Redelivered record of a cancelled reservation: 200, stays cancelled.
