@@ -112,6 +112,11 @@ type ConsumerConfig struct {
 	// most the last interval's commits, and those messages are redelivered
 	// and found in the inbox.
 	CommitInterval time.Duration
+	// InboxRetention is how long applied event ids are remembered; the
+	// consumer deletes older ones every hour. It must exceed the longest
+	// time a duplicate can arrive after the original (relay retention and
+	// Kafka retention bound it). 0 means 7 days; negative keeps them forever.
+	InboxRetention time.Duration
 	// LagInterval is how often the lag gauge is refreshed; 0 means 5 s.
 	LagInterval time.Duration
 
@@ -187,6 +192,9 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	if cfg.LagInterval <= 0 {
 		cfg.LagInterval = 5 * time.Second
 	}
+	if cfg.InboxRetention == 0 {
+		cfg.InboxRetention = 7 * 24 * time.Hour
+	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewConsumerMetrics(cfg.GroupID)
 	}
@@ -245,7 +253,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		cancel()
 		wg.Wait()
 	}()
-	wg.Go(func() { c.watchLag(ctx) })
+	wg.Go(func() { c.housekeeping(ctx) })
 
 	c.log.Info("outbox consumer started", "dead_letter_topic", c.cfg.DeadLetterTopic, "rate", float64(c.cfg.Rate))
 	attempt := 0
@@ -480,9 +488,12 @@ func (c *Consumer) tryDeadLetter(ctx context.Context, km kafka.Message, errText,
 	return nil
 }
 
-func (c *Consumer) watchLag(ctx context.Context) {
+// housekeeping refreshes the lag gauge and purges the inbox.
+func (c *Consumer) housekeeping(ctx context.Context) {
 	t := time.NewTicker(c.cfg.LagInterval)
 	defer t.Stop()
+	purge := time.NewTicker(time.Hour)
+	defer purge.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -491,8 +502,31 @@ func (c *Consumer) watchLag(ctx context.Context) {
 			lag := c.r.Stats().Lag
 			c.lag.Store(lag)
 			c.cfg.Metrics.Lag.Set(float64(lag))
+		case <-purge.C:
+			if c.cfg.InboxRetention < 0 {
+				continue
+			}
+			if n, err := PurgeInbox(ctx, c.cfg.DB, c.dialect, time.Now().Add(-c.cfg.InboxRetention)); err != nil {
+				c.log.Warn("inbox purge failed", "err", err)
+			} else if n > 0 {
+				c.log.Info("inbox purged", "rows", n)
+			}
 		}
 	}
+}
+
+// PurgeInbox deletes inbox entries processed before cutoff and returns how
+// many it deleted.
+func PurgeInbox(ctx context.Context, db *sqlx.DB, dialect string, cutoff time.Time) (int64, error) {
+	d, err := dialectOf(db, dialect)
+	if err != nil {
+		return 0, err
+	}
+	res, err := db.ExecContext(ctx, db.Rebind(sqlInboxPurge), dbTime(d, cutoff))
+	if err != nil {
+		return 0, fmt.Errorf("purge inbox: %w", err)
+	}
+	return res.RowsAffected()
 }
 
 func (c *Consumer) setErr(err error) {

@@ -405,3 +405,31 @@ type nopPublisher struct{}
 func (nopPublisher) WriteMessages(context.Context, ...kafka.Message) error { return nil }
 
 var _ = booking.HeaderEventID
+
+// TestPurgeInbox deletes only entries older than the cutoff.
+func TestPurgeInbox(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(d, func(t *testing.T) {
+			db := openDB(t, d)
+			ctx := context.Background()
+			old, recent := time.Now().Add(-10*24*time.Hour), time.Now()
+			for i, at := range []time.Time{old, old, recent} {
+				var v any = at.UTC()
+				if d == outbox.DialectSQLite {
+					v = at.UTC().Format("2006-01-02T15:04:05.000000000Z")
+				}
+				if _, err := db.ExecContext(ctx, db.Rebind(`INSERT INTO inbox (event_id, processed_at) VALUES (?, ?)`), fmt.Sprint("e", i), v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			n, err := outbox.PurgeInbox(ctx, db, d, time.Now().Add(-7*24*time.Hour))
+			if err != nil || n != 2 {
+				t.Fatalf("purged %d (%v), want 2", n, err)
+			}
+			var left int
+			if err := db.GetContext(ctx, &left, `SELECT COUNT(*) FROM inbox`); err != nil || left != 1 {
+				t.Fatalf("left %d (%v), want 1", left, err)
+			}
+		})
+	}
+}

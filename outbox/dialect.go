@@ -81,9 +81,10 @@ FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT ?`
 	sqlOldest      = `SELECT created_at FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT 1`
 	sqlPublishedIn = `SELECT COUNT(*) FROM outbox WHERE published_at IS NOT NULL`
 
-	sqlInboxSeen = `SELECT COUNT(*) FROM inbox WHERE event_id = ?`
-	sqlInboxPG   = `INSERT INTO inbox (event_id, processed_at) VALUES (?, ?) ON CONFLICT (event_id) DO NOTHING`
-	sqlInboxLite = `INSERT OR IGNORE INTO inbox (event_id, processed_at) VALUES (?, ?)`
+	sqlInboxPurge = `DELETE FROM inbox WHERE processed_at < ?`
+	sqlInboxSeen  = `SELECT COUNT(*) FROM inbox WHERE event_id = ?`
+	sqlInboxPG    = `INSERT INTO inbox (event_id, processed_at) VALUES (?, ?) ON CONFLICT (event_id) DO NOTHING`
+	sqlInboxLite  = `INSERT OR IGNORE INTO inbox (event_id, processed_at) VALUES (?, ?)`
 
 	sqlDeadLetterPG = `INSERT INTO dead_letters (id, topic, partition_no, offset_no, msg_key, payload, headers, error, created_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (topic, partition_no, offset_no) DO NOTHING`
