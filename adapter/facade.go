@@ -356,6 +356,11 @@ type result[T any] struct {
 // fn really returns.
 func call[T any](ctx context.Context, f *Facade, op *operation, fn func(context.Context) (T, error)) (T, error) {
 	var zero T
+	if err := ctx.Err(); err != nil {
+		// The caller is already gone: do not bother the registry.
+		op.observe(outcomeCancelled, 0)
+		return zero, fmt.Errorf("registry %s: %w: %w", op.name, ErrUnavailable, err)
+	}
 	start := time.Now()
 	select {
 	case op.bulkhead <- struct{}{}:

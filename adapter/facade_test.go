@@ -308,6 +308,18 @@ func TestFacadeExclusions(t *testing.T) {
 			t.Fatalf("after 5 cancelled calls: %+v, want closed with 5 exclusions", s)
 		}
 	})
+	t.Run("a context already done never reaches the registry", func(t *testing.T) {
+		fake := &fakeRegistry{}
+		f := newFacade(t, fake, adapter.FacadeConfig{})
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := f.Eligibility(ctx, "p"); !errors.Is(err, context.Canceled) || !errors.Is(err, adapter.ErrUnavailable) {
+			t.Fatalf("got %v", err)
+		}
+		if fake.calls.Load() != 0 || breakerStatus(t, f, adapter.BreakerRead).Counts.Requests != 0 {
+			t.Fatal("a dead context reached the registry or the breaker")
+		}
+	})
 	t.Run("caller deadline shorter than the slow threshold is excluded", func(t *testing.T) {
 		fake := &fakeRegistry{}
 		fake.set(nil, time.Second)

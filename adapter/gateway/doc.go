@@ -8,7 +8,7 @@
 // (AttemptTimeout) and the whole call (the caller's context), keeps a small
 // bounded connection pool (MaxConnsPerHost), and sends bulk reads in chunks
 // of at most 1000 ids. Answers map onto the port's errors: 404 →
-// adapter.ErrNotFound, 422 → adapter.ErrRejected, 429/5xx/connection
+// adapter.ErrNotFound, 422 and 400 → adapter.ErrRejected, 429/5xx/connection
 // errors/timeouts → adapter.ErrUnavailable, each wrapped with the route
 // ("GET /persons/{id}") — never the URL, which carries a person id.
 //

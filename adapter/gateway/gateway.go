@@ -258,10 +258,13 @@ func (c *Client) do(ctx context.Context, route, method, path string, body, out a
 		return nil
 	case s == http.StatusNotFound:
 		return fmt.Errorf("gateway %s: %w", route, adapter.ErrNotFound)
-	case s == http.StatusUnprocessableEntity:
+	case s == http.StatusUnprocessableEntity || s == http.StatusBadRequest:
+		// 422 is the registry's business "no"; 400 says the request is
+		// malformed, which no retry will fix — the mock's and the Oracle
+		// adapter's RecordBooking call that a rejection too.
 		var e apiError
 		_ = json.Unmarshal(data, &e)
-		return fmt.Errorf("gateway %s: %s %s: %w", route, e.ResultCode, e.ResultMsg, adapter.ErrRejected)
+		return fmt.Errorf("gateway %s: status %d %s %s: %w", route, s, e.ResultCode, e.ResultMsg, adapter.ErrRejected)
 	case s == http.StatusTooManyRequests || s >= 500:
 		return fmt.Errorf("gateway %s: status %d: %w", route, s, adapter.ErrUnavailable)
 	default:
