@@ -513,3 +513,38 @@ func TestConcurrentBuildAndNear(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// TestFilterOnlyWithinRadius: the filter (a quota lookup for the caller) is
+// asked only about clinics within the radius, and with a full first page
+// in a dense area far fewer than all of them.
+func TestFilterOnlyWithinRadius(t *testing.T) {
+	var clinics []booking.Clinic
+	for i := range 2000 {
+		clinics = append(clinics, booking.Clinic{ID: fmt.Sprintf("C%04d", i), Lat: 37.3 + float64(i%50)*0.01, Lon: 126.8 + float64(i/50)*0.01})
+	}
+	idx := clinicsearch.New(clinicsearch.Config{})
+	if err := idx.Build(clinics); err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]booking.Clinic{}
+	for _, c := range clinics {
+		byID[c.ID] = c
+	}
+	q := clinicsearch.Query{Lat: 37.5, Lon: 127, RadiusKm: 100, Limit: 10}
+	asked := 0
+	q.Filter = func(id string) bool {
+		asked++
+		c := byID[id]
+		if d := clinicsearch.DistanceKm(q.Lat, q.Lon, c.Lat, c.Lon); d > q.RadiusKm {
+			t.Errorf("filter asked about %s at %.1f km", id, d)
+		}
+		return true
+	}
+	p, err := idx.Near(q)
+	if err != nil || len(p.Results) != 10 {
+		t.Fatalf("got %d results, %v", len(p.Results), err)
+	}
+	if asked > 200 {
+		t.Fatalf("filter asked %d times for a page of 10 out of 2,000 clinics", asked)
+	}
+}
