@@ -42,13 +42,17 @@ func (k quotaKey) compare(o quotaKey) int {
 // same order and cannot deadlock. Quota rows are always changed before
 // booking rows for the same reason.
 func (db *DB) applyDeltas(ctx context.Context, tx *sqlx.Tx, deltas map[quotaKey]int) error {
+	st, err := db.statements(ctx)
+	if err != nil {
+		return err
+	}
 	keys := slices.SortedFunc(maps.Keys(deltas), quotaKey.compare)
 	for _, k := range keys {
 		n := deltas[k]
 		args := []any{k.CampaignID, k.ClinicID, db.dialect.dateArg(k.Date), k.Product, k.Dose, k.Wave}
 		switch {
 		case n > 0:
-			res, err := tx.StmtxContext(ctx, db.stmts.take).ExecContext(ctx, append(append([]any{n}, args...), n)...)
+			res, err := tx.StmtxContext(ctx, st.take).ExecContext(ctx, append(append([]any{n}, args...), n)...)
 			if err != nil {
 				return fmt.Errorf("take dose: %w", err)
 			}
@@ -58,7 +62,7 @@ func (db *DB) applyDeltas(ctx context.Context, tx *sqlx.Tx, deltas map[quotaKey]
 				return booking.Errorf(booking.ESOLDOUT, "no %s dose %d left at clinic %s on %s", k.Product, k.Dose, k.ClinicID, k.Date)
 			}
 		case n < 0:
-			res, err := tx.StmtxContext(ctx, db.stmts.release).ExecContext(ctx, append(append([]any{-n}, args...), -n)...)
+			res, err := tx.StmtxContext(ctx, st.release).ExecContext(ctx, append(append([]any{-n}, args...), -n)...)
 			if err != nil {
 				return fmt.Errorf("return dose: %w", err)
 			}
@@ -120,7 +124,11 @@ func (db *DB) CreateBookings(ctx context.Context, bookings []*booking.Booking, e
 		if err := db.applyDeltas(ctx, tx, deltas); err != nil {
 			return err
 		}
-		ins := tx.StmtxContext(ctx, db.stmts.insertBooking)
+		st, err := db.statements(ctx)
+		if err != nil {
+			return err
+		}
+		ins := tx.StmtxContext(ctx, st.insertBooking)
 		for _, b := range bookings {
 			_, err := ins.ExecContext(ctx, b.ID, b.PersonID, b.CampaignID, b.ClinicID, db.dialect.dateArg(b.Date),
 				b.Product, b.Dose, b.Wave, string(b.Status), b.CancelReason,
@@ -150,7 +158,11 @@ func (db *DB) insertEvents(ctx context.Context, tx *sqlx.Tx, events []booking.Ev
 	if len(events) == 0 {
 		return nil
 	}
-	ins := tx.StmtxContext(ctx, db.stmts.insertOutbox)
+	st, err := db.statements(ctx)
+	if err != nil {
+		return err
+	}
+	ins := tx.StmtxContext(ctx, st.insertOutbox)
 	for _, e := range events {
 		if e.ID == "" || e.Type == "" || e.Key == "" || !json.Valid(e.Payload) {
 			return booking.Errorf(booking.EINVALID, "event needs an id, a type, a key and a JSON payload")
@@ -177,7 +189,7 @@ func (db *DB) insertEvents(ctx context.Context, tx *sqlx.Tx, events []booking.Ev
 	return nil
 }
 
-// currentForUpdate reads the stored booking id inside tx. The read takes no
+// current reads the stored booking id inside tx. The read takes no
 // lock; the update that follows is guarded by what was read
 // (sqlBookingWhereUnchanged) and the transaction retries if it changed.
 func (db *DB) current(ctx context.Context, tx *sqlx.Tx, id string) (*booking.Booking, error) {

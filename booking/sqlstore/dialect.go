@@ -187,7 +187,7 @@ func parseDSN(dsn string, busy time.Duration) (d Dialect, driverDSN string, memo
 		rest = strings.TrimPrefix(rest, "//")
 		path, query, _ := strings.Cut(rest, "?")
 		if path == "" {
-			return "", "", false, fmt.Errorf("sqlstore: empty SQLite path in %q", dsn)
+			return "", "", false, booking.Errorf(booking.EINVALID, "empty SQLite path: want sqlite:PATH or sqlite::memory:")
 		}
 		params := []string{
 			fmt.Sprintf("_pragma=busy_timeout(%d)", busy.Milliseconds()),

@@ -114,24 +114,37 @@ type statements struct {
 	take, release, insertBooking, insertOutbox *sqlx.Stmt
 }
 
-func (db *DB) prepare(ctx context.Context) error {
+// statements returns the prepared statements, preparing them on first use
+// (Open does it unless Options.SkipMigrations left the schema to a later
+// Migrate).
+func (db *DB) statements(ctx context.Context) (*statements, error) {
+	if st := db.stmts.Load(); st != nil {
+		return st, nil
+	}
+	db.stmtsMu.Lock()
+	defer db.stmtsMu.Unlock()
+	if st := db.stmts.Load(); st != nil {
+		return st, nil
+	}
+	st := &statements{}
 	for _, p := range []struct {
 		dst **sqlx.Stmt
 		sql string
 	}{
-		{&db.stmts.take, db.q.take},
-		{&db.stmts.release, db.q.release},
-		{&db.stmts.insertBooking, db.q.insertBooking},
-		{&db.stmts.insertOutbox, db.q.insertOutbox},
+		{&st.take, db.q.take},
+		{&st.release, db.q.release},
+		{&st.insertBooking, db.q.insertBooking},
+		{&st.insertOutbox, db.q.insertOutbox},
 	} {
 		s, err := db.x.PreparexContext(ctx, p.sql)
 		if err != nil {
-			db.stmts.close()
-			return fmt.Errorf("sqlstore: prepare %q: %w", p.sql, err)
+			st.close()
+			return nil, fmt.Errorf("sqlstore: prepare %q: %w", p.sql, err)
 		}
 		*p.dst = s
 	}
-	return nil
+	db.stmts.Store(st)
+	return st, nil
 }
 
 func (s *statements) close() {

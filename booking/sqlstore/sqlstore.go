@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
@@ -65,7 +67,8 @@ type DB struct {
 	writeLock chan struct{}
 
 	q        queries
-	stmts    statements
+	stmts    atomic.Pointer[statements]
+	stmtsMu  sync.Mutex
 	versions versionWatermark // PostgreSQL only
 	notify   *notifier        // NotifyAfterCommit only
 }
@@ -173,8 +176,10 @@ func (db *DB) init(ctx context.Context, opts Options) error {
 		}
 	}
 	db.q = newQueries(db.dialect)
-	if err := db.prepare(ctx); err != nil {
-		return err
+	if !opts.SkipMigrations {
+		if _, err := db.statements(ctx); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -231,7 +236,9 @@ func (db *DB) Close() error {
 	if db.notify != nil {
 		db.notify.close()
 	}
-	db.stmts.close()
+	if st := db.stmts.Load(); st != nil {
+		st.close()
+	}
 	return db.x.Close()
 }
 
