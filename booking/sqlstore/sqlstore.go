@@ -154,7 +154,10 @@ func (db *DB) init(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("sqlstore: migrations: %w", err)
 	}
-	var popts []goose.ProviderOption
+	// Each owner numbers migrations in its own range (migrations/README.md),
+	// so a database may have 00010 applied before 00004 exists: apply the
+	// missing ones instead of refusing.
+	popts := []goose.ProviderOption{goose.WithAllowOutofOrder(true)}
 	if db.dialect == Postgres {
 		// Several yeyakd processes may start at once; one migrates.
 		locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
@@ -208,18 +211,18 @@ func (db *DB) MigrationVersion(ctx context.Context) (current, latest int64, err 
 	return current, db.latest, nil
 }
 
-// Ping checks that the database answers and that the schema is at least at
-// the latest embedded migration.
+// Ping checks that the database answers and that every embedded migration
+// is applied (a database migrated by a newer binary passes).
 func (db *DB) Ping(ctx context.Context) error {
 	if err := db.x.PingContext(ctx); err != nil {
 		return fmt.Errorf("sqlstore: ping %s: %w", db.dialect, err)
 	}
-	cur, latest, err := db.MigrationVersion(ctx)
+	pending, err := db.goose.HasPending(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("sqlstore: check migrations: %w", err)
 	}
-	if cur < latest {
-		return fmt.Errorf("sqlstore: schema at version %d, binary needs %d: run migrations", cur, latest)
+	if pending {
+		return fmt.Errorf("sqlstore: migrations up to version %d are not all applied: run migrations", db.latest)
 	}
 	return nil
 }
