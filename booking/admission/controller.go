@@ -151,8 +151,13 @@ func (c *Controller) advance(ctx context.Context, now time.Time, force bool) Sta
 
 	for drawn < len(c.cfg.Openings) && !c.cfg.Openings[drawn].After(now) {
 		if err := c.store.Draw(ctx, c.cfg.Openings[drawn], c.shuffle); err != nil {
+			// Admitting now would let later arrivals pass the undrawn batch:
+			// skip the step; the next one retries the draw.
 			c.log.Error("draw failed", "opening", c.cfg.Openings[drawn], "err", err)
-			break
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			c.advancing = false
+			return c.stats
 		}
 		c.log.Info("pre-opening arrivals drawn", "opening", c.cfg.Openings[drawn])
 		drawn++

@@ -434,3 +434,46 @@ func TestOpeningsOf(t *testing.T) {
 		t.Fatalf("the 2021 campaign's openings are a valid config: %v", err)
 	}
 }
+
+// failingDrawStore fails its first draws, like a Redis outage at the opening.
+type failingDrawStore struct {
+	Store
+	fail int
+}
+
+func (s *failingDrawStore) Draw(ctx context.Context, o time.Time, sh func(int, func(i, j int))) error {
+	if s.fail > 0 {
+		s.fail--
+		return fmt.Errorf("draw: store down")
+	}
+	return s.Store.Draw(ctx, o, sh)
+}
+
+func TestFailedDrawHoldsAdmission(t *testing.T) {
+	open := t0.Add(40 * time.Minute)
+	st := &failingDrawStore{Store: NewMemoryStore(), fail: 1}
+	c, clk, _ := newTestController(t, func(cfg *Config) {
+		cfg.Openings = []time.Time{open}
+		cfg.Store = st
+		cfg.Logger = discardLogger()
+		cfg.Floor, cfg.Ceiling, cfg.Initial = 0.001, 0.001, 0.001 // 2.4 admissions in 40 min
+	})
+	prior := join(t, c, "prior") // before the pre-opening window: ranked at once
+	clk.Add(15 * time.Minute)
+	early := join(t, c, "early") // in the window: pending
+	if prior.State != "waiting" || early.State != "pending" {
+		t.Fatalf("prior %+v, early %+v", prior, early)
+	}
+	clk.Add(25 * time.Minute)
+	c.advance(context.Background(), clk.Now(), true) // the draw fails: the step is skipped
+	if p, _ := c.store.Place(context.Background(), personKey(c.cfg.PersonSalt, "prior")); p.State != StateWaiting {
+		t.Fatalf("prior admitted by a step whose draw failed: %+v", p)
+	}
+	clk.Add(time.Second)
+	c.advance(context.Background(), clk.Now(), true) // the draw succeeds, then the step
+	for who, tk := range map[string]string{"prior": prior.Ticket, "early": early.Ticket} {
+		if s := poll(t, c, who, tk); s.State != "admitted" {
+			t.Fatalf("%s after the retried draw: %+v, want admitted", who, s)
+		}
+	}
+}
