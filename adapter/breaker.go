@@ -118,6 +118,9 @@ func (b *breaker) onStateChange(_ string, from, to gobreaker.State) {
 	case to == gobreaker.StateClosed:
 		cause = "half-open probes succeeded"
 	}
+	if b.shared != nil {
+		b.shared.invalidate() // this instance made the change: see it at once
+	}
 	b.note(to, cause)
 }
 

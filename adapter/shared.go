@@ -25,7 +25,10 @@ import (
 // the shared state with one lock-free Redis GET (open → fail fast), the call
 // runs outside any lock, and its outcome is recorded afterwards by a single
 // background goroutine per Facade through DistributedCircuitBreaker.Execute.
-// Half-open probes are limited per instance (HalfOpenRequests each). Forced
+// Admission reuses a state read for RefreshInterval, so a busy instance
+// reads Redis about twenty times a second, not once per call. Each instance
+// logs and counts the transitions it observes. Half-open probes are limited
+// per instance (HalfOpenRequests each). Forced
 // states are stored beside the state, so ForceOpen on one instance opens
 // the breaker for all.
 //
@@ -47,6 +50,12 @@ type SharedConfig struct {
 	// StateTTL expires shared state nobody has touched for that long.
 	// If StateTTL is <= 0 it is 24h.
 	StateTTL time.Duration
+	// RefreshInterval is how long a call's admission may reuse the shared
+	// state read for an earlier call, sparing a Redis round trip per call;
+	// transitions made elsewhere in the fleet are seen at most this late
+	// (this instance's own transitions and ops actions at once). If RefreshInterval
+	// is 0 it is 50ms; a negative value reads Redis on every call.
+	RefreshInterval time.Duration
 }
 
 func (c SharedConfig) withDefaults() SharedConfig {
@@ -61,6 +70,9 @@ func (c SharedConfig) withDefaults() SharedConfig {
 	}
 	if c.StateTTL <= 0 {
 		c.StateTTL = 24 * time.Hour
+	}
+	if c.RefreshInterval == 0 {
+		c.RefreshInterval = 50 * time.Millisecond
 	}
 	return c
 }
@@ -142,6 +154,30 @@ type sharedBreaker struct {
 	probes atomic.Int32 // half-open calls in flight from this instance
 
 	storeDown atomic.Bool // for logging the outage once
+
+	cacheMu  sync.Mutex
+	cached   snapshot
+	cachedAt time.Time // zero: nothing cached
+}
+
+// cachedSnapshot is snapshot, reusing a read younger than RefreshInterval.
+func (s *sharedBreaker) cachedSnapshot(ctx context.Context) (snapshot, error) {
+	if ttl := s.store.cfg.RefreshInterval; ttl > 0 {
+		s.cacheMu.Lock()
+		snap, at := s.cached, s.cachedAt
+		s.cacheMu.Unlock()
+		if !at.IsZero() && time.Since(at) < ttl {
+			return snap, nil
+		}
+	}
+	return s.snapshot(ctx)
+}
+
+// invalidate makes the next admission read Redis.
+func (s *sharedBreaker) invalidate() {
+	s.cacheMu.Lock()
+	s.cachedAt = time.Time{}
+	s.cacheMu.Unlock()
 }
 
 // stateKey is where gobreaker keeps the state ("gobreaker:state:" + name,
@@ -202,6 +238,9 @@ func (s *sharedBreaker) snapshot(ctx context.Context) (snapshot, error) {
 			snap.forced = forcedClosed
 		}
 	}
+	s.cacheMu.Lock()
+	s.cached, s.cachedAt = snap, time.Now()
+	s.cacheMu.Unlock()
 	return snap, nil
 }
 
@@ -213,7 +252,7 @@ func (s *sharedBreaker) storeError(err error) {
 }
 
 func (s *sharedBreaker) allow(ctx context.Context) (func(error), error) {
-	snap, err := s.snapshot(ctx)
+	snap, err := s.cachedSnapshot(ctx)
 	if err != nil {
 		s.storeError(err)
 		// Fail open on the breaker, keeping the last override we saw.
@@ -262,6 +301,7 @@ func (s *sharedBreaker) record(verdict error) {
 }
 
 func (s *sharedBreaker) force(ctx context.Context, fs forcedState, reset bool) error {
+	defer s.invalidate()
 	ctx, cancel := context.WithTimeout(ctx, s.store.cfg.LockTTL)
 	defer cancel()
 	c := s.store.cfg.Client

@@ -61,6 +61,10 @@ func TestSharedBreakerAcrossInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	r1.set(nil, 0)
+	// Other instances see it within RefreshInterval (Breakers reads afresh).
+	waitFor(t, "instance 1 to see the reset", func() bool {
+		return breakerStatus(t, f1, adapter.BreakerRead).State == "closed"
+	})
 	if _, err := f1.Eligibility(ctx, "p"); err != nil {
 		t.Fatalf("instance 1 after reset on instance 2: %v", err)
 	}
@@ -69,6 +73,9 @@ func TestSharedBreakerAcrossInstances(t *testing.T) {
 	if err := f1.ForceOpen(ctx, adapter.BreakerWrite); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, "instance 2 to see the override", func() bool {
+		return breakerStatus(t, f2, adapter.BreakerWrite).Forced == "open"
+	})
 	if err := f2.CancelBooking(ctx, "b"); !errors.Is(err, gobreaker.ErrOpenState) {
 		t.Fatalf("instance 2 write while forced open on instance 1: %v", err)
 	}
@@ -78,6 +85,9 @@ func TestSharedBreakerAcrossInstances(t *testing.T) {
 	if err := f1.Reset(ctx, adapter.BreakerWrite); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, "instance 2 to see the reset", func() bool {
+		return breakerStatus(t, f2, adapter.BreakerWrite).Forced == ""
+	})
 	if err := f2.CancelBooking(ctx, "b"); err != nil {
 		t.Fatalf("after reset: %v", err)
 	}
@@ -105,7 +115,7 @@ func TestSharedBreakerRedisDownAdmitsCalls(t *testing.T) {
 	client := redis.NewClient(&redis.Options{Addr: proxy.addr(), MaxRetries: -1, DialTimeout: 50 * time.Millisecond})
 	defer client.Close()
 	fake := &fakeRegistry{}
-	f := newFacade(t, fake, adapter.FacadeConfig{Shared: &adapter.SharedConfig{Client: client, KeyPrefix: prefix}})
+	f := newFacade(t, fake, adapter.FacadeConfig{Shared: &adapter.SharedConfig{Client: client, KeyPrefix: prefix, RefreshInterval: -1}})
 	ctx := context.Background()
 	if _, err := f.Eligibility(ctx, "p"); err != nil {
 		t.Fatal(err)
@@ -171,4 +181,33 @@ func (p *tcpProxy) stop() {
 		c.Close()
 	}
 	p.conns = nil
+}
+
+// BenchmarkFacadeOverheadShared is BenchmarkFacadeOverheadSerial with the
+// breaker state in Redis: one MGET per call for admission (outcomes are
+// recorded in the background and dropped, counted, when it falls behind).
+func BenchmarkFacadeOverheadShared(b *testing.B) {
+	addr, prefix := testenv.RedisAddr(b)
+	client := redis.NewClient(&redis.Options{Addr: addr})
+	defer func() {
+		ctx := context.Background()
+		keys, _ := client.Keys(ctx, prefix+"*").Result()
+		if len(keys) > 0 {
+			client.Del(ctx, keys...)
+		}
+		client.Close()
+	}()
+	f, err := adapter.NewFacade(nopRegistry{}, adapter.FacadeConfig{Logger: quietLogger(),
+		Shared: &adapter.SharedConfig{Client: client, KeyPrefix: prefix}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := f.Eligibility(ctx, "P0000000001"); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
