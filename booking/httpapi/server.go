@@ -200,6 +200,13 @@ func (s *Server) PersonHash(personID string) string {
 // cause for the operator and shown as "Internal error.".
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, personID string, err error) {
 	code, msg := errorCode(err)
+	if code == booking.EINTERNAL && r.Context().Err() != nil && errors.Is(err, r.Context().Err()) {
+		// The client went away (or the server is shutting down): not an
+		// operator problem. Nothing was written (the store rolls back).
+		s.log.Info("request abandoned by the client", "method", r.Method, "path", r.Pattern)
+		writeCode(w, CodeUnavailable, "The request was cancelled.")
+		return
+	}
 	if code == booking.EINTERNAL || code == booking.EREGISTRYDOWN {
 		attrs := []any{"method", r.Method, "path", r.Pattern, "code", code, "err", err}
 		if personID != "" {
