@@ -533,6 +533,10 @@ func runStoreContract(t *testing.T, open func(testing.TB) *DB) {
 			t.Fatal("released key could not be claimed again")
 		}
 		wantCode(t, db.CompleteIdempotencyKey(ctx, "p3", "k1", 200, nil), booking.ENOTFOUND)
+		wantCode(t, db.CompleteIdempotencyKey(ctx, "p2", "k1", 0, nil), booking.EINVALID)
+		if _, _, err := db.ClaimIdempotencyKey(ctx, "", "k1", "h"); booking.ErrorCode(err) != booking.EINVALID {
+			t.Fatalf("claim without person = %v, want EINVALID", err)
+		}
 
 		if n, err := db.PurgeIdempotencyKeys(ctx, time.Hour); err != nil || n != 0 {
 			t.Fatalf("Purge(1h) = %d, %v; want 0", n, err)
