@@ -87,6 +87,7 @@ func runConsumer(t testing.TB, db *sqlx.DB, brokers []string, group string, h ou
 // and before marking it; the restarted relay publishes the batch again,
 // and the consumer applies every event exactly once (inbox dedup).
 func TestCrashBetweenPublishAndMark(t *testing.T) {
+	t.Parallel()
 	for _, d := range dialects {
 		t.Run(d, func(t *testing.T) {
 			db := openDB(t, d)
@@ -170,6 +171,7 @@ func eventMessage(e testEvent) kafka.Message {
 // TestConsumerDedupsRedelivery: the same event delivered twice (a relay
 // re-publish or a consumer restart before commit) is applied once.
 func TestConsumerDedupsRedelivery(t *testing.T) {
+	t.Parallel()
 	db := openDB(t, outbox.DialectSQLite)
 	brokers := startKafka(t, 1, topic, topic+outbox.DeadLetterSuffix)
 	evs := makeEvents(3, 3)
@@ -203,6 +205,7 @@ func TestConsumerDedupsRedelivery(t *testing.T) {
 // TestConsumerRetriesWithoutSkipping: a retryable error retries the same
 // message; the next message waits for it (no offset skipping).
 func TestConsumerRetriesWithoutSkipping(t *testing.T) {
+	t.Parallel()
 	db := openDB(t, outbox.DialectSQLite)
 	brokers := startKafka(t, 1, topic, topic+outbox.DeadLetterSuffix)
 	evs := makeEvents(3, 1) // one person: one partition, ordered
@@ -229,6 +232,7 @@ func TestConsumerRetriesWithoutSkipping(t *testing.T) {
 // is open) pauses the consumer with backoff — no hot loop — and it resumes
 // on the same message when the target is back.
 func TestConsumerPausesWhileTargetUnavailable(t *testing.T) {
+	t.Parallel()
 	db := openDB(t, outbox.DialectSQLite)
 	brokers := startKafka(t, 1, topic, topic+outbox.DeadLetterSuffix)
 	evs := makeEvents(2, 1)
@@ -268,6 +272,7 @@ func TestConsumerPausesWhileTargetUnavailable(t *testing.T) {
 // dead_letters table; ops lists them without personal data, refuses retry
 // without the token, and a retry re-drives the event to the handler.
 func TestPoisonDeadLetterAndOpsRetry(t *testing.T) {
+	t.Parallel()
 	for _, d := range dialects {
 		t.Run(d, func(t *testing.T) {
 			db := openDB(t, d)
@@ -363,6 +368,7 @@ func TestPoisonDeadLetterAndOpsRetry(t *testing.T) {
 // TestOpsRetryForbiddenWithoutConfiguredToken: no token configured means
 // no POST, whatever the caller sends.
 func TestOpsRetryForbiddenWithoutConfiguredToken(t *testing.T) {
+	t.Parallel()
 	db := openDB(t, outbox.DialectSQLite)
 	h := outbox.OpsHandler(db, outbox.OpsConfig{})
 	for _, auth := range []string{"", "Bearer ", "Bearer anything"} {
@@ -389,6 +395,7 @@ func TestOpsRetryForbiddenWithoutConfiguredToken(t *testing.T) {
 
 // TestOpsRetryUnknownID answers 404.
 func TestOpsRetryUnknownID(t *testing.T) {
+	t.Parallel()
 	db := openDB(t, outbox.DialectSQLite)
 	h := outbox.OpsHandler(db, outbox.OpsConfig{Token: "t", Republish: nopPublisher{}})
 	req := httptest.NewRequest(http.MethodPost, "/ops/deadletters/nope/retry", nil)
@@ -408,6 +415,7 @@ var _ = booking.HeaderEventID
 
 // TestPurgeInbox deletes only entries older than the cutoff.
 func TestPurgeInbox(t *testing.T) {
+	t.Parallel()
 	for _, d := range dialects {
 		t.Run(d, func(t *testing.T) {
 			db := openDB(t, d)

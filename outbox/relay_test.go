@@ -20,6 +20,7 @@ const topic = outbox.DefaultTopic
 // readable by franz-go with the documented schema and headers, each
 // person's events in commit order and on one partition.
 func TestRelayPublishesAllInPerKeyOrder(t *testing.T) {
+	t.Parallel()
 	for _, d := range dialects {
 		t.Run(d, func(t *testing.T) {
 			db := openDB(t, d)
@@ -98,6 +99,7 @@ func TestRelayPublishesAllInPerKeyOrder(t *testing.T) {
 // TestRelayMurmur2MatchesJavaPartitioner: the writer's key hashing is the
 // Java client's, so other producers and tools agree on a person's partition.
 func TestRelayMurmur2MatchesJavaPartitioner(t *testing.T) {
+	t.Parallel()
 	// murmur2 values from Apache Kafka's UtilsTest.testMurmur2; the Java
 	// partitioner uses toPositive(murmur2(key)) % numPartitions.
 	java := map[string]int32{
@@ -143,6 +145,7 @@ func (f *failingPublisher) WriteMessages(ctx context.Context, msgs ...kafka.Mess
 // succeeding and the backlog grows; the relay backs off (no hot loop);
 // when Kafka returns, the backlog drains to zero and nothing is lost.
 func TestRelayKafkaDownBacklogDrains(t *testing.T) {
+	t.Parallel()
 	for _, d := range dialects {
 		t.Run(d, func(t *testing.T) {
 			db := openDB(t, d)
@@ -188,6 +191,7 @@ func TestRelayKafkaDownBacklogDrains(t *testing.T) {
 // closed, a new one started later on the same port): the backlog waits and
 // drains into the new broker.
 func TestRelayKafkaRestartOnSamePort(t *testing.T) {
+	t.Parallel()
 	db := openDB(t, outbox.DialectSQLite)
 	brokers, stop, err := outbox.StartEmbeddedKafka(context.Background(), []string{topic}, 3)
 	if err != nil {
@@ -237,6 +241,7 @@ func TestRelayKafkaRestartOnSamePort(t *testing.T) {
 // with events arriving while they run: every event is published exactly
 // once (count), none missed, per-key order kept.
 func TestRelayTwoRelaysPostgres(t *testing.T) {
+	t.Parallel()
 	db := openDB(t, outbox.DialectPostgres)
 	brokers := startKafka(t, 6, topic)
 	var relays []*outbox.Relay
@@ -298,6 +303,7 @@ func published(r *outbox.Relay) float64 {
 // TestRelayCleanupDeletesOnlyOldPublishedRows: retention removes published
 // rows past the cutoff and never unpublished ones.
 func TestRelayCleanupDeletesOnlyOldPublishedRows(t *testing.T) {
+	t.Parallel()
 	for _, d := range dialects {
 		t.Run(d, func(t *testing.T) {
 			db := openDB(t, d)
@@ -331,6 +337,7 @@ func TestRelayCleanupDeletesOnlyOldPublishedRows(t *testing.T) {
 // TestRelayWakesOnNotify: on PostgreSQL the relay is woken by NOTIFY from
 // the inserting transaction, not by its poll (set to an hour here).
 func TestRelayWakesOnNotify(t *testing.T) {
+	t.Parallel()
 	db := openDB(t, outbox.DialectPostgres)
 	brokers := startKafka(t, 1, topic)
 	w := outbox.NewWriter(brokers, topic, outbox.WriterConfig{})

@@ -184,6 +184,7 @@ func person(i int, contraindicated bool) population.Person {
 // marking it, restarts, and the registry still holds each booking exactly
 // once (write counts), none missing.
 func TestEndToEndCrashBetweenPublishAndMark(t *testing.T) {
+	t.Parallel()
 	reg := registry.NewEmpty()
 	const n = 60
 	for i := range n {
@@ -230,6 +231,7 @@ func TestEndToEndCrashBetweenPublishAndMark(t *testing.T) {
 // instead of skipping; after recovery every booking is in the registry
 // exactly once.
 func TestEndToEndRegistryOutageDuringBookingStream(t *testing.T) {
+	t.Parallel()
 	reg := registry.NewEmpty()
 	cache := cachedPeople{}
 	const n = 40
@@ -279,6 +281,7 @@ func TestEndToEndRegistryOutageDuringBookingStream(t *testing.T) {
 // the eligible one is confirmed (and recorded once), the ineligible one is
 // cancelled with reason "ineligible" and its dose is bookable again.
 func TestEndToEndProvisionalIneligibleFreesDose(t *testing.T) {
+	t.Parallel()
 	reg := registry.NewEmpty()
 	good, bad, late := person(1, false), person(2, true), person(3, false)
 	for _, p := range []population.Person{good, bad, late} {
