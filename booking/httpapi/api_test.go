@@ -55,8 +55,8 @@ func TestTour(t *testing.T) {
 			Wave        int    `json:"wave"`
 		}
 		mustJSON(t, e.do("GET", "/v1/me/eligibility?campaign=c2026", a, "", nil), 200, &el)
-		if !el.Eligible || el.Wave != 1 {
-			t.Fatalf("A eligibility: %+v", el)
+		if !el.Eligible || el.Wave != 1 || el.Reason != "eligible" || el.CanBookFrom == "" {
+			t.Fatalf("A eligibility: %+v (want eligible, reason and can_book_from present)", el)
 		}
 		el = struct {
 			Eligible    bool   `json:"eligible"`
@@ -264,6 +264,11 @@ func TestBadInputWritesNothing(t *testing.T) {
 			{"not your rotation day", "POST", "/v1/bookings", e.token(personC), ok, map[string]string{"Idempotency-Key": "k"}, 422, "not_your_rotation_day"},
 			{"unknown person", "POST", "/v1/bookings", e.token(personUnknown), ok, map[string]string{"Idempotency-Key": "k"}, 403, "unknown_person"},
 			{"no token", "POST", "/v1/bookings", "", ok, map[string]string{"Idempotency-Key": "k"}, 401, "unauthenticated"},
+			{"unknown person lists", "GET", "/v1/bookings", e.token(personUnknown), "", nil, 403, "unknown_person"},
+			{"unknown person reads", "GET", bpath, e.token(personUnknown), "", nil, 403, "unknown_person"},
+			{"unknown person cancels", "DELETE", bpath, e.token(personUnknown), "", nil, 403, "unknown_person"},
+			{"unknown person reschedules", "POST", bpath + "/reschedule", e.token(personUnknown), `{"clinic_id":"C000001","date":"` + vday.String() + `"}`, nil, 403, "unknown_person"},
+			{"unknown person eligibility", "GET", "/v1/me/eligibility?campaign=c2026", e.token(personUnknown), "", nil, 403, "unknown_person"},
 			{"reschedule unknown field", "POST", bpath + "/reschedule", b, `{"clinic_id":"C000001","date":"` + vday.String() + `","x":1}`, nil, 400, "invalid_request"},
 			{"reschedule bad date", "POST", bpath + "/reschedule", b, `{"clinic_id":"C000001","date":"tomorrow"}`, nil, 400, "invalid_request"},
 			{"reschedule wrong type", "POST", bpath + "/reschedule", b, `{"clinic_id":"C000001","date":"` + vday.String() + `"}`, map[string]string{"Content-Type": "application/xml"}, 415, "unsupported_media_type"},

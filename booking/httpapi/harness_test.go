@@ -209,7 +209,7 @@ func newEnv(t *testing.T, dsn string, wrap func(httpapi.Service) httpapi.Service
 	}
 	t.Cleanup(snap.Close)
 	h, err := httpapi.NewServer(httpapi.Config{
-		Service: api, Verifier: v, Idempotency: sqlIdempotency{db}, Snapshot: snap, Ready: db,
+		Service: api, Verifier: v, Idempotency: sqlIdempotency{db}, Snapshot: snap, Ready: db, People: people{},
 		Logger: logger, Now: func() time.Time { return testNow },
 	})
 	if err != nil {

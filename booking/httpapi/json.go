@@ -73,8 +73,8 @@ func toCampaignJSON(c *booking.Campaign) campaignJSON {
 
 type eligibilityResponse struct {
 	Eligible    bool       `json:"eligible"`
-	Reason      string     `json:"reason,omitempty"`
-	CanBookFrom *time.Time `json:"can_book_from,omitempty"`
+	Reason      string     `json:"reason"`
+	CanBookFrom *time.Time `json:"can_book_from"`
 	ClosesAt    *time.Time `json:"closes_at,omitempty"`
 	Wave        *int       `json:"wave,omitempty"`
 	Provisional bool       `json:"provisional,omitempty"`

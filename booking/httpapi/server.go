@@ -68,14 +68,29 @@ type Config struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Extra handlers mounted on the public listener by path pattern (demo
-	// mode: "POST /demo/token", "GET /demo/people").
+	// mode: "POST /demo/token", "GET /demo/people"; the waiting room's
+	// "POST /v1/queue" …).
 	Extra map[string]http.Handler
+	// Edge wraps every request before routing (per-address limits,
+	// concurrency caps). nil means none.
+	Edge func(http.Handler) http.Handler
+	// Flow wraps the booking-flow routes (/v1/me/eligibility, /v1/clinics,
+	// /v1/bookings…) once the caller is known: IdentityFrom(r.Context())
+	// holds the verified identity (on /v1/clinics only when a valid token
+	// was sent). Surge admission, per-person rate limits and the session
+	// rule go here; the first wrapper given runs first. nil means none.
+	Flow []func(http.Handler) http.Handler
+	// Observe, when set, is told of every booking-flow response (its route
+	// pattern, status and latency): the admission controller's health
+	// signal.
+	Observe func(route string, status int, elapsed time.Duration)
 }
 
 // Server is the public /v1 API; it implements http.Handler.
 type Server struct {
 	cfg     Config
 	mux     *http.ServeMux
+	handler http.Handler // mux behind Edge
 	log     *slog.Logger
 	now     func() time.Time
 	key     []byte
@@ -118,6 +133,10 @@ func NewServer(cfg Config) (*Server, error) {
 	for pattern, h := range cfg.Extra {
 		s.mux.Handle(pattern, h)
 	}
+	s.handler = http.HandlerFunc(s.route)
+	if cfg.Edge != nil {
+		s.handler = cfg.Edge(s.handler)
+	}
 	return s, nil
 }
 
@@ -126,18 +145,30 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.HandleFunc("GET /v1/openapi.yaml", s.openapi)
 	s.mux.HandleFunc("GET /v1/campaigns", s.campaigns)
-	s.mux.HandleFunc("GET /v1/clinics", s.clinics)
-	s.mux.HandleFunc("GET /v1/me/eligibility", s.authed(s.eligibility))
-	s.mux.HandleFunc("POST /v1/bookings", s.authed(s.book))
-	s.mux.HandleFunc("GET /v1/bookings", s.authed(s.listBookings))
-	s.mux.HandleFunc("GET /v1/bookings/{id}", s.authed(s.getBooking))
-	s.mux.HandleFunc("DELETE /v1/bookings/{id}", s.authed(s.cancel))
-	s.mux.HandleFunc("POST /v1/bookings/{id}/reschedule", s.authed(s.reschedule))
+	s.mux.Handle("GET /v1/clinics", s.maybeAuthed(s.flow(http.HandlerFunc(s.clinics))))
+	s.mux.Handle("GET /v1/me/eligibility", s.authed(s.eligibility))
+	s.mux.Handle("POST /v1/bookings", s.authed(s.book))
+	s.mux.Handle("GET /v1/bookings", s.authed(s.listBookings))
+	s.mux.Handle("GET /v1/bookings/{id}", s.authed(s.getBooking))
+	s.mux.Handle("DELETE /v1/bookings/{id}", s.authed(s.cancel))
+	s.mux.Handle("POST /v1/bookings/{id}/reschedule", s.authed(s.reschedule))
 }
 
-// ServeHTTP routes r, answering unknown paths and methods with the JSON
-// error shape, and records metrics.
+// ServeHTTP answers r through Edge, then the router.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.handler.ServeHTTP(w, r)
+}
+
+// flowRoutes are the booking-flow route patterns reported to Observe.
+var flowRoutes = map[string]bool{
+	"GET /v1/clinics": true, "GET /v1/me/eligibility": true, "POST /v1/bookings": true,
+	"GET /v1/bookings": true, "GET /v1/bookings/{id}": true, "DELETE /v1/bookings/{id}": true,
+	"POST /v1/bookings/{id}/reschedule": true,
+}
+
+// route routes r, answering unknown paths and methods with the JSON error
+// shape, and records metrics.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	h, pattern := s.mux.Handler(r)
 	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
@@ -156,7 +187,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		s.mux.ServeHTTP(sw, r) // again through the mux: it sets path values
 	}
-	s.metrics.observe(pattern, sw.status, time.Since(start))
+	elapsed := time.Since(start)
+	s.metrics.observe(pattern, sw.status, elapsed)
+	if s.cfg.Observe != nil && flowRoutes[pattern] {
+		s.cfg.Observe(pattern, sw.status, elapsed)
+	}
 }
 
 type statusWriter struct {
@@ -223,22 +258,82 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, personID string, e
 
 type authedHandler func(w http.ResponseWriter, r *http.Request, id auth.Identity)
 
-// authed verifies the bearer token before h runs.
-func (s *Server) authed(h authedHandler) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
+type identityKey struct{}
+
+// IdentityFrom returns the verified identity of the request's caller, as
+// set by the API before the Flow wrappers run.
+func IdentityFrom(ctx context.Context) (auth.Identity, bool) {
+	id, ok := ctx.Value(identityKey{}).(auth.Identity)
+	return id, ok
+}
+
+// WithIdentity returns ctx carrying id (for tests of Flow wrappers).
+func WithIdentity(ctx context.Context, id auth.Identity) context.Context {
+	return context.WithValue(ctx, identityKey{}, id)
+}
+
+// flow wraps h in the configured Flow wrappers, the first outermost.
+func (s *Server) flow(h http.Handler) http.Handler {
+	for i := len(s.cfg.Flow) - 1; i >= 0; i-- {
+		h = s.cfg.Flow[i](h)
+	}
+	return h
+}
+
+// authed verifies the bearer token and that the registry knows its person,
+// puts the identity in the request context, then runs the Flow wrappers
+// and h.
+func (s *Server) authed(h authedHandler) http.Handler {
+	inner := s.flow(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, _ := IdentityFrom(r.Context())
+		h(w, r, id)
+	}))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, err := auth.ParseAuthorization(r.Header.Get("Authorization"))
 		if err == nil {
 			var id auth.Identity
 			id, err = s.cfg.Verifier.Verify(r.Context(), tok)
 			if err == nil {
-				h(w, r, id)
+				if err := s.knownPerson(r.Context(), id.PersonID); err != nil {
+					s.fail(w, r, id.PersonID, err)
+					return
+				}
+				inner.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), id)))
 				return
 			}
 		}
 		s.log.Debug("token refused", "path", r.Pattern, "err", err)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="yeyak"`)
 		s.fail(w, r, "", err)
+	})
+}
+
+// knownPerson refuses, with 403 unknown_person, a token whose person the
+// registry positively does not know — on every /v1/me and /v1/bookings
+// call, not only when booking. When the registry cannot answer the call
+// goes on: cancelling or listing must not depend on it, and the booking
+// path applies the campaign's registry policy itself.
+func (s *Server) knownPerson(ctx context.Context, personID string) error {
+	if s.cfg.People == nil {
+		return nil
 	}
+	_, err := s.cfg.People.Person(ctx, personID)
+	switch booking.ErrorCode(err) {
+	case booking.ENOTFOUND, booking.EUNKNOWNPERSON:
+		return &booking.Error{Code: booking.EUNKNOWNPERSON, Message: "The registry does not know this person.", Err: err}
+	}
+	return nil
+}
+
+// maybeAuthed puts the caller's identity in the context when the request
+// carries a valid token (authentication is optional on h's route).
+func (s *Server) maybeAuthed(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id, ok := s.identity(r); ok {
+			r = r.WithContext(WithIdentity(r.Context(), id))
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // identity returns the caller's identity when the request carries a valid
@@ -342,7 +437,7 @@ func (s *Server) clinics(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.now()
 	cq.Wave = CurrentWave(c, now)
-	if id, ok := s.identity(r); ok {
+	if id, ok := IdentityFrom(r.Context()); ok {
 		birth := id.BirthDate
 		if birth.IsZero() && s.cfg.People != nil {
 			if p, err := s.cfg.People.Person(r.Context(), id.PersonID); err == nil {
@@ -385,13 +480,20 @@ func (s *Server) eligibility(w http.ResponseWriter, r *http.Request, id auth.Ide
 	}
 	out := eligibilityResponse{Eligible: d.OK, Reason: string(d.Reason), Provisional: d.Provisional}
 	if d.OK {
+		// "You may book from now": the caller is inside their window.
+		out.Reason = ReasonEligible
 		out.Wave = &d.Wave
 		out.ClosesAt = timePtr(d.ClosesAt)
+		out.CanBookFrom = timePtr(s.now())
 	} else {
-		out.CanBookFrom = timePtr(d.OpensAt)
+		out.CanBookFrom = timePtr(d.OpensAt) // null when no window is left
 	}
 	writeJSON(w, http.StatusOK, out)
 }
+
+// ReasonEligible is GET /v1/me/eligibility's reason when the caller may
+// book now.
+const ReasonEligible = "eligible"
 
 func timePtr(t time.Time) *time.Time {
 	if t.IsZero() {
