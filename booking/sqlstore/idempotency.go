@@ -8,14 +8,27 @@ import (
 )
 
 const (
+	// sqlClaimIdem inserts the claim, or takes over an in-progress claim
+	// older than StaleClaimAfter (its request died with its process).
 	sqlClaimIdem = `INSERT INTO idempotency_keys (person_id, key, request_hash, status_code, created_at)
-		VALUES (?, ?, ?, 0, ?) ON CONFLICT (person_id, key) DO NOTHING`
+		VALUES (?, ?, ?, 0, ?) ON CONFLICT (person_id, key) DO UPDATE
+		SET request_hash = excluded.request_hash, created_at = excluded.created_at
+		WHERE idempotency_keys.status_code = 0 AND idempotency_keys.created_at < ?`
 	sqlIdem = `SELECT person_id, key, request_hash, status_code, response_body, created_at
 		FROM idempotency_keys WHERE person_id = ? AND key = ?`
 	sqlCompleteIdem = `UPDATE idempotency_keys SET status_code = ?, response_body = ? WHERE person_id = ? AND key = ?`
 	sqlReleaseIdem  = `DELETE FROM idempotency_keys WHERE person_id = ? AND key = ? AND status_code = 0`
 	sqlPurgeIdem    = `DELETE FROM idempotency_keys WHERE created_at < ?`
 )
+
+// StaleClaimAfter is how old an in-progress claim must be before another
+// request with the same key may take it over. A request holds its claim at
+// most for the server's write timeout (30 s); a claim older than this
+// belongs to a request whose process died between claiming and completing,
+// and without the takeover the key would answer 409 idempotency_in_progress
+// until it is purged. Re-running such a request cannot book twice: one
+// active booking per person, campaign and dose is a database constraint.
+const StaleClaimAfter = 2 * time.Minute
 
 // IdempotencyRecord is what the HTTP API stored for one Idempotency-Key of
 // one person.
@@ -35,7 +48,8 @@ type IdempotencyRecord struct {
 func (r *IdempotencyRecord) InProgress() bool { return r.StatusCode == 0 }
 
 // ClaimIdempotencyKey records that personID starts a request with key.
-// claimed is true when this call inserted the row (in progress, status 0):
+// claimed is true when this call inserted the row (in progress, status 0),
+// or took over an in-progress row older than StaleClaimAfter:
 // the caller runs the request and then calls CompleteIdempotencyKey, or
 // ReleaseIdempotencyKey if it failed having written nothing. Otherwise rec
 // is the row an earlier request left, which the caller replays (or refuses
@@ -51,7 +65,8 @@ func (db *DB) ClaimIdempotencyKey(ctx context.Context, personID, key, requestHas
 		var res interface{ RowsAffected() (int64, error) }
 		err := db.write(ctx, func() error {
 			var err error
-			res, err = db.x.ExecContext(ctx, db.q.claimIdem, personID, key, requestHash, db.dialect.timeArg(now))
+			res, err = db.x.ExecContext(ctx, db.q.claimIdem, personID, key, requestHash, db.dialect.timeArg(now),
+				db.dialect.timeArg(now.Add(-StaleClaimAfter)))
 			return err
 		})
 		if err != nil {
