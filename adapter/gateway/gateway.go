@@ -44,9 +44,19 @@ type Config struct {
 	// If RetryAfterMax is <= 0 it is 5s.
 	RetryAfterMax time.Duration
 	// AttemptTimeout bounds each attempt (connect, send, read the whole
-	// answer). The caller's context bounds the call as a whole, retries
-	// and waits included. If AttemptTimeout is <= 0 it is 2s.
+	// answer). If AttemptTimeout is <= 0 it is 2s.
 	AttemptTimeout time.Duration
+	// Timeout bounds each request to the gateway as a whole: every attempt,
+	// the backoff between them and any Retry-After wait, so that a call
+	// made without a deadline (or with a long one) still ends. The
+	// caller's context, when shorter, wins. A Retry-After that would end
+	// past this deadline is not waited out: the call fails at once with
+	// ErrUnavailable. EligibilityBulk sends one request per BatchSize ids,
+	// and each is bounded by Timeout (the caller's context, e.g. the
+	// facade's BulkTimeout, bounds the whole list). If Timeout is <= 0 it
+	// is 10s: the default three attempts of at most 2s, their backoff, and
+	// a Retry-After of a few seconds fit in it.
+	Timeout time.Duration
 	// MaxConnsPerHost caps the connections to the gateway (the registry
 	// has a small budget); requests beyond it wait for a connection,
 	// within their timeouts. If MaxConnsPerHost is <= 0 it is 16.
@@ -109,6 +119,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.AttemptTimeout <= 0 {
 		cfg.AttemptTimeout = 2 * time.Second
 	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
 	if cfg.MaxConnsPerHost <= 0 {
 		cfg.MaxConnsPerHost = 16
 	}
@@ -155,15 +168,22 @@ func routeOf(ctx context.Context) string {
 }
 
 // checkRetry: connection errors, 429 and 5xx (not 501) are retried, other
-// statuses are final; nothing is retried once the caller's context is
-// done, or when the server asks for a longer wait than RetryAfterMax.
+// statuses are final; nothing is retried once the call's context is done,
+// or when the server asks for a longer wait than RetryAfterMax or than the
+// time left before the call's deadline (waiting would only end in a
+// timeout).
 func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	if ctx.Err() != nil {
 		return false, ctx.Err()
 	}
 	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
-		if d, ok := retryAfter(resp); ok && d > c.cfg.RetryAfterMax {
-			return false, nil
+		if d, ok := retryAfter(resp); ok {
+			if d > c.cfg.RetryAfterMax {
+				return false, nil
+			}
+			if dl, ok := ctx.Deadline(); ok && d >= time.Until(dl) {
+				return false, nil
+			}
 		}
 	}
 	return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
@@ -210,6 +230,8 @@ type apiError struct {
 // do sends one logical call (with retries) and decodes a 2xx JSON answer
 // into out (if not nil). route names the call in logs and errors.
 func (c *Client) do(ctx context.Context, route, method, path string, body, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
 	ctx = context.WithValue(ctx, routeKey{}, route)
 	var raw any
 	if body != nil {

@@ -321,3 +321,52 @@ func TestConfigValidation(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeoutBoundsCallWithoutDeadline: a caller that gives no deadline is
+// still bounded by Config.Timeout, retries and backoff included, against a
+// registry that stalls (accepts, never answers).
+func TestTimeoutBoundsCallWithoutDeadline(t *testing.T) {
+	const timeout = 400 * time.Millisecond
+	reg, cnt, c := setup(t, gateway.Config{Timeout: timeout, AttemptTimeout: 150 * time.Millisecond, MaxRetries: 100,
+		RetryWaitMin: 10 * time.Millisecond, RetryWaitMax: 10 * time.Millisecond})
+	reg.Add(alice)
+	setFaults(t, reg, registry.Faults{Stall: true})
+	start := time.Now()
+	_, err := c.Eligibility(context.Background(), alice.ID)
+	waited := time.Since(start)
+	if !errors.Is(err, adapter.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("stalled call: %v, want ErrUnavailable wrapping DeadlineExceeded", err)
+	}
+	// Generous upper bound: without Timeout, 101 attempts of 150ms would
+	// take over 15s.
+	if waited > timeout+2*time.Second {
+		t.Fatalf("call took %v with a %v overall timeout", waited, timeout)
+	}
+	// 150ms attempts in a 400ms budget: a handful, never a hundred.
+	if n := len(cnt.attempts("GET")); n > 4 {
+		t.Fatalf("%d attempts in a %v budget of 150ms attempts", n, timeout)
+	}
+}
+
+// TestRetryAfterPastDeadlineIsNotWaited: a Retry-After that would end after
+// the call's deadline fails the call at once instead of sleeping into a
+// timeout.
+func TestRetryAfterPastDeadlineIsNotWaited(t *testing.T) {
+	reg, cnt, c := setup(t, gateway.Config{Timeout: 500 * time.Millisecond, MaxRetries: 3})
+	setFaults(t, reg, registry.Faults{ThrottleRate: 1, RetryAfter: 2 * time.Second})
+	start := time.Now()
+	err := c.Ping(context.Background())
+	waited := time.Since(start)
+	if !errors.Is(err, adapter.ErrUnavailable) || !strings.Contains(err.Error(), "429") {
+		t.Fatalf("got %v, want unavailable 429", err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v: the client slept into its deadline instead of failing at once", err)
+	}
+	if n := len(cnt.attempts("")); n != 1 {
+		t.Fatalf("%d attempts, want 1: a 2s Retry-After does not fit a 500ms budget", n)
+	}
+	if waited > 400*time.Millisecond+time.Second {
+		t.Fatalf("waited %v", waited)
+	}
+}
