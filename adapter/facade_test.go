@@ -462,3 +462,51 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestFacadeOldFailuresAgeOut: the breaker counts calls in a rolling window
+// of BucketPeriod buckets, so failures age out one bucket at a time: two
+// failures, then a third half a window later; when the first two have aged
+// out the third is still counted, and two more failures (three in the
+// window, under MinRequests) leave the breaker closed, where a breaker that
+// never forgot would have tripped on five.
+func TestFacadeOldFailuresAgeOut(t *testing.T) {
+	const window, bucket = time.Second, 50 * time.Millisecond
+	fake := &fakeRegistry{}
+	fake.set(errBoom, 0)
+	f := newFacade(t, fake, adapter.FacadeConfig{Window: window, BucketPeriod: bucket, MinRequests: 4, FailureRatio: 0.5, OpenTimeout: time.Hour})
+	ctx := context.Background()
+	fail := func() {
+		t.Helper()
+		if _, err := f.Eligibility(ctx, "p"); !errors.Is(err, errBoom) {
+			t.Fatalf("failing call: %v", err)
+		}
+	}
+	failures := func() uint32 { return breakerStatus(t, f, adapter.BreakerRead).Counts.Failures }
+
+	start := time.Now()
+	fail()
+	fail()
+	// Half a window later (in a later bucket), one more failure.
+	for time.Since(start) < window/2 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	fail()
+	if n := failures(); n != 3 {
+		t.Fatalf("failures in window = %d, want 3", n)
+	}
+	// The first two leave the window while the third is half a window from
+	// leaving it.
+	waitFor(t, "the first failures to age out", func() bool { return failures() < 2 })
+	if n := failures(); n != 1 {
+		t.Fatalf("failures in window = %d after the oldest bucket aged out, want 1 (the newer one stays)", n)
+	}
+	fail()
+	fail()
+	if s := breakerStatus(t, f, adapter.BreakerRead); s.State != "closed" || s.Counts.Failures != 3 {
+		t.Fatalf("after 5 failures of which 2 aged out: %+v, want closed with 3 in the window", s)
+	}
+	fail()
+	if s := breakerStatus(t, f, adapter.BreakerRead).State; s != "open" {
+		t.Fatalf("4 failures in the window: %s, want open", s)
+	}
+}
