@@ -11,6 +11,16 @@ const (
 	StatusCancelled   Status = "cancelled"
 )
 
+// Cancel reasons recorded in Booking.CancelReason and event payloads.
+const (
+	// ReasonPerson: the person cancelled.
+	ReasonPerson = "person"
+	// ReasonIneligible: registry verification of a provisional booking failed.
+	ReasonIneligible = "ineligible"
+	// ReasonDose1Cancelled: a dose 2 cancelled because its dose 1 was.
+	ReasonDose1Cancelled = "dose1_cancelled"
+)
+
 // Booking is one person's appointment for one dose.
 type Booking struct {
 	ID         string // UUIDv7, see NewID
@@ -23,8 +33,14 @@ type Booking struct {
 	Wave       int // the quota wave the dose was drawn from; cancel returns it there
 	Status     Status
 	// CancelReason is set when Status is cancelled: "person" (the person
-	// cancelled), "ineligible" (registry verification failed), "dose1_cancelled".
+	// cancelled), "ineligible" (registry verification failed),
+	// "dose1_cancelled" (a dose 2 cancelled with its dose 1).
 	CancelReason string
+	// LinkedID joins the two doses booked together: on a dose 1 it is the id
+	// of the dose 2 reserved with it, on that dose 2 the id of its dose 1;
+	// "" for a booking made alone. Cancelling or rescheduling dose 1 carries
+	// its linked dose 2 along (see Service.Cancel and Service.Reschedule).
+	LinkedID string
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
 }

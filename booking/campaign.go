@@ -121,6 +121,10 @@ type Supply struct {
 	Product    string
 	Dose       int // 1 for first-dose supply (split into waves), 2 for second-dose supply (one pool)
 	Doses      int
+	// Line is where the row came from in a supply file (as
+	// SupplyRowError.Line: the CSV line, or the JSON item index), so the
+	// loader can name rows it refuses; 0 when not from a file.
+	Line int
 }
 
 // OpenWave is the wave shared by the catch-up and open phases. Rotation day k

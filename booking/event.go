@@ -41,6 +41,9 @@ type EventBooking struct {
 	Dose       int    `json:"dose"`
 	Wave       int    `json:"wave"`
 	Status     Status `json:"status"`
+	// LinkedID is the other dose booked together with this one (dose 1 ↔
+	// dose 2), omitted for a booking made alone.
+	LinkedID string `json:"linked_booking_id,omitempty"`
 }
 
 // EventPayload is the JSON body of every booking event (schema version 1).
@@ -83,6 +86,7 @@ func NewEvent(typ EventType, b *Booking, prev *EventPrevious, traceparent string
 		Booking: EventBooking{
 			ID: b.ID, PersonID: b.PersonID, CampaignID: b.CampaignID, ClinicID: b.ClinicID,
 			Date: b.Date, Product: b.Product, Dose: b.Dose, Wave: b.Wave, Status: b.Status,
+			LinkedID: b.LinkedID,
 		},
 		Previous: prev,
 		Reason:   b.CancelReason,

@@ -261,7 +261,7 @@ func (k *supplyChecker) check(line int, f supplyFields) {
 		return
 	}
 	if len(k.bad) == 0 { // once a row is bad nothing is returned; save the memory
-		k.out = append(k.out, Supply{CampaignID: k.c.ID, ClinicID: clinic, Date: date, Product: productID, Dose: dose, Doses: doses})
+		k.out = append(k.out, Supply{CampaignID: k.c.ID, ClinicID: clinic, Date: date, Product: productID, Dose: dose, Doses: doses, Line: line})
 	}
 }
 

@@ -30,6 +30,12 @@ func sup(clinic, date, product string, dose, doses int) booking.Supply {
 	return booking.Supply{CampaignID: "c1", ClinicID: clinic, Date: booking.MustDate(date), Product: product, Dose: dose, Doses: doses}
 }
 
+// at sets the file position a parsed row carries.
+func at(line int, s booking.Supply) booking.Supply {
+	s.Line = line
+	return s
+}
+
 // badRows returns the SupplyError's rows, failing if err is not one with
 // code EINVALID.
 func badRows(t *testing.T, err error) []booking.SupplyRowError {
@@ -72,12 +78,12 @@ func TestParseSupplyCSV(t *testing.T) {
 		{
 			name: "good, dose defaults to 1, spaces and CRLF",
 			in:   "clinic_id,date,product,dose,doses\r\nC1,2021-08-26,pfizer,1,100\r\n C1 , 2021-10-07 , pfizer , 2 , 40 \r\nC2,2021-10-02,janssen,,0\r\n",
-			want: []booking.Supply{sup("C1", "2021-08-26", "pfizer", 1, 100), sup("C1", "2021-10-07", "pfizer", 2, 40), sup("C2", "2021-10-02", "janssen", 1, 0)},
+			want: []booking.Supply{at(2, sup("C1", "2021-08-26", "pfizer", 1, 100)), at(3, sup("C1", "2021-10-07", "pfizer", 2, 40)), at(4, sup("C2", "2021-10-02", "janssen", 1, 0))},
 		},
 		{
 			name: "columns in any order, no dose column, BOM, blank lines, quoted field",
 			in:   "\uFEFFdoses,product,clinic_id,date\n\n7,janssen,\"C,9\",2021-09-01\n\n",
-			want: []booking.Supply{sup("C,9", "2021-09-01", "janssen", 1, 7)},
+			want: []booking.Supply{at(3, sup("C,9", "2021-09-01", "janssen", 1, 7))},
 		},
 		{
 			name: "every bad row listed with its line",
@@ -198,7 +204,7 @@ func TestParseSupplyJSON(t *testing.T) {
 			in: `[{"clinic_id":"C1","date":"2021-10-07","product":"pfizer","dose":2,"doses":40},
 			      {"clinic_id":"C1","date":"2021-08-26","product":"pfizer","doses":100},
 			      {"clinic_id":"C2","date":"2021-10-02","product":"janssen","dose":null,"doses":0}]`,
-			want: []booking.Supply{sup("C1", "2021-10-07", "pfizer", 2, 40), sup("C1", "2021-08-26", "pfizer", 1, 100), sup("C2", "2021-10-02", "janssen", 1, 0)},
+			want: []booking.Supply{at(0, sup("C1", "2021-10-07", "pfizer", 2, 40)), at(1, sup("C1", "2021-08-26", "pfizer", 1, 100)), at(2, sup("C2", "2021-10-02", "janssen", 1, 0))},
 		},
 		{
 			name: "every bad item listed by index",
@@ -391,6 +397,12 @@ func FuzzParseSupplyCSV(f *testing.F) {
 		}
 		w.Flush()
 		again, err := booking.ParseSupplyCSV(&buf, c)
+		for i := range again { // the rewritten file has its own line numbers
+			again[i].Line = 0
+		}
+		for i := range rows {
+			rows[i].Line = 0
+		}
 		if err != nil || !reflect.DeepEqual(again, rows) {
 			t.Fatalf("round trip: %v\n got %v\nwant %v", err, again, rows)
 		}
