@@ -8,6 +8,24 @@
 //	defer reg.Close()
 //	facade, err := adapter.NewFacade(reg, adapter.FacadeConfig{})
 //
+// A command line needs three things from the operator: the DSN (the
+// driver defaults to "godror"), the pool size (Config.MaxOpenConns, 8 by
+// default: the registry's connection budget divided by the yeyakd
+// instances), and optionally the statement timeout. Tests open the same
+// way with Driver "pgx" and a PostgreSQL DSN, against the schema
+// mocks/registry creates (TestOpenPgxAgainstMockSchema).
+//
+// # Roster for the cache warmer
+//
+// Registry.Roster lists a birth-digit group of the campaign's cohort from
+// PERSON_MST (SUBSTR(BRTH_DT, 8, 1) is the last digit of the day of birth),
+// in PRSN_ID pages, and counts it: the cache.Roster the pre-warmer needs in
+// production. It reads the registry's own population, so it is exactly who
+// the registry will answer for:
+//
+//	roster := reg.Roster(oracle.RosterConfig{BornFrom: campaign.BornFrom, BornTo: campaign.BornTo})
+//	w, err := cache.NewWarmer(c, cache.WarmerConfig{Roster: roster})
+//
 // What it does: named binds (:PRSN_ID) rewritten by sqlx for the driver, so
 // the very same statements run on Oracle, PostgreSQL (driver "pgx") and
 // SQLite; a small pool (8 connections by default: the registry's budget is
@@ -60,6 +78,14 @@
 //     them upper case, as the real schema has them. If the real schema lives
 //     in another owner's schema, use synonyms or set CURRENT_SCHEMA on
 //     connect (godror's onInit / alterSession).
+//   - Roster plan: the page query (Roster.PeopleForDigit) has no row limit
+//     clause (none is portable) and relies on the FIRST_ROWS hint for Oracle
+//     to walk the PRSN_ID primary key index and stop after the page,
+//     filtering on BRTH_DT as it goes. Check with EXPLAIN PLAN that it is an
+//     INDEX RANGE SCAN with no SORT ORDER BY; if Oracle sorts the group for
+//     every page, add a function-based index on (SUBSTR(BRTH_DT, 8, 1),
+//     PRSN_ID). Oracle binds an empty string as NULL, which is why the first
+//     page has its own statement without "PRSN_ID > :AFTER".
 //   - Isolation: the check-then-insert transaction runs at READ COMMITTED
 //     (Oracle's default). The primary key on RSVT_ID is what makes the
 //     insert safe; it must exist on the real table.

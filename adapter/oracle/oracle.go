@@ -83,6 +83,10 @@ func New(db *sqlx.DB, cfg Config) *Registry {
 	return &Registry{db: db, timeout: cfg.StatementTimeout, now: cfg.Now}
 }
 
+// Stats returns the connection pool's statistics (MaxOpenConnections is
+// Config.MaxOpenConns), for health pages and tests.
+func (r *Registry) Stats() sql.DBStats { return r.db.Stats() }
+
 // Close closes the database if Open opened it.
 func (r *Registry) Close() error {
 	if r.owned {

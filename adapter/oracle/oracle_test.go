@@ -47,7 +47,15 @@ func seeder(db *sqlx.DB) registrytest.Seeder {
 // openPG returns a fresh PostgreSQL database with the legacy schema.
 func openPG(t *testing.T) *sqlx.DB {
 	t.Helper()
-	db, err := sqlx.Open("pgx", testenv.Postgres(t))
+	db, _ := openPGDSN(t)
+	return db
+}
+
+// openPGDSN is openPG, also returning the database's DSN.
+func openPGDSN(t *testing.T) (*sqlx.DB, string) {
+	t.Helper()
+	dsn := testenv.Postgres(t)
+	db, err := sqlx.Open("pgx", dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +63,7 @@ func openPG(t *testing.T) *sqlx.DB {
 	if err := registry.CreateSchema(context.Background(), db); err != nil {
 		t.Fatalf("create legacy schema: %v", err)
 	}
-	return db
+	return db, dsn
 }
 
 func TestContractOraclePostgres(t *testing.T) {
@@ -99,6 +107,52 @@ func TestOpenThroughConfig(t *testing.T) {
 	err = r.Ping(context.Background())
 	if !errors.Is(err, adapter.ErrUnavailable) {
 		t.Fatalf("ping without the schema: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestOpenDefaultsToGodror: a Config with only a DSN (what yeyakd's
+// --registry oracle:DSN gives) opens with the godror driver. No Oracle
+// server (or client library) is here, so the first use fails, and it must
+// fail as ErrUnavailable.
+func TestOpenDefaultsToGodror(t *testing.T) {
+	r, err := oracle.Open(oracle.Config{DSN: `user="yeyak" password="x" connectString="127.0.0.1:1/REGPDB"`})
+	if err != nil {
+		t.Fatalf("open with the default driver: %v", err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.Ping(ctx); !errors.Is(err, adapter.ErrUnavailable) {
+		t.Fatalf("ping without an Oracle server: %v, want ErrUnavailable", err)
+	}
+	if got := r.Stats().MaxOpenConnections; got != 8 {
+		t.Fatalf("default pool %d, want 8", got)
+	}
+}
+
+// TestOpenPgxAgainstMockSchema is how the tests reach the adapter through
+// Open: driver "pgx", a DSN, a pool size, against the legacy schema
+// mocks/registry creates on PostgreSQL.
+func TestOpenPgxAgainstMockSchema(t *testing.T) {
+	db, dsn := openPGDSN(t) // creates the schema
+	ctx := context.Background()
+	if err := seeder(db).Seed(ctx, []adapter.Record{{PersonID: "OP-1", BirthDate: time.Date(1961, 3, 14, 0, 0, 0, 0, time.UTC)}}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := oracle.Open(oracle.Config{Driver: "pgx", DSN: dsn, MaxOpenConns: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.Ping(ctx); err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+	rec, err := r.Eligibility(ctx, "OP-1")
+	if err != nil || !rec.BirthDate.Equal(time.Date(1961, 3, 14, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("eligibility: %+v, %v", rec, err)
+	}
+	if got := r.Stats().MaxOpenConnections; got != 3 {
+		t.Fatalf("pool %d, want Config.MaxOpenConns 3", got)
 	}
 }
 
