@@ -189,3 +189,163 @@ func TestRotationProperties(t *testing.T) {
 		}
 	})
 }
+
+// capsOf is SplitSupply's capacities, wave by wave.
+func capsOf(qs []booking.Quota) []int {
+	out := make([]int, len(qs))
+	for i, q := range qs {
+		out[i] = q.Capacity
+	}
+	return out
+}
+
+func TestRedistribute(t *testing.T) {
+	c := booking.Campaign2021() // 11 waves
+	s := booking.Supply{CampaignID: c.ID, ClinicID: "clinic-1", Date: d("2021-09-01"), Product: "pfizer", Dose: 1}
+	at := func(doses int) booking.Supply { s2 := s; s2.Doses = doses; return s2 }
+	rolled := func(ws ...int) func(int) bool {
+		return func(w int) bool { return slices.Contains(ws, w) }
+	}
+
+	// Nothing booked, nothing rolled: the equal shares of SplitSupply.
+	got, ok := booking.Redistribute(c, at(121), nil, nil)
+	if !ok || !slices.Equal(got, capsOf(booking.SplitSupply(c, at(121)))) {
+		t.Fatalf("fresh = %v, %v; want SplitSupply's shares", got, ok)
+	}
+
+	// 121 doses, 11 each. Waves 1–3 rolled over having booked 8, 10 and 5:
+	// their unbooked 3+1+6 = 10 are in the open wave; the rest keep 11.
+	booked := []int{4, 8, 10, 5, 2}
+	got, ok = booking.Redistribute(c, at(121), booked, rolled(1, 2, 3))
+	want := []int{21, 8, 10, 5, 11, 11, 11, 11, 11, 11, 11}
+	if !ok || !slices.Equal(got, want) {
+		t.Fatalf("rolled = %v, %v; want %v", got, ok, want)
+	}
+
+	// Cut to 55 (5 a wave): wave 2 keeps its 10 booked although its share
+	// is 5; its shortfall and the others' come out of the waves with most
+	// left, the later first, never below what they booked.
+	got, ok = booking.Redistribute(c, at(55), booked, rolled(1, 2, 3))
+	if !ok || sum(got) != 55 {
+		t.Fatalf("cut = %v, %v; want 55 in total", got, ok)
+	}
+	for w := range got {
+		b := 0
+		if w < len(booked) {
+			b = booked[w]
+		}
+		if got[w] < b || (w >= 1 && w <= 3 && got[w] != b) {
+			t.Fatalf("cut: wave %d holds %d with %d booked: %v", w, got[w], b, got)
+		}
+	}
+	// Left to book: open 0 (4 booked… gets leftovers), waves 4–10 level within 1.
+	left := []int{}
+	for w := 4; w < len(got); w++ {
+		b := 0
+		if w < len(booked) {
+			b = booked[w]
+		}
+		left = append(left, got[w]-b)
+	}
+	if slices.Max(left)-slices.Min(left) > 1 {
+		t.Errorf("cut: what waves 4–10 have left to book is not level: %v (caps %v)", left, got)
+	}
+
+	// Exactly what is booked is fine; one less is refused.
+	if got, ok := booking.Redistribute(c, at(29), booked, nil); !ok || !slices.Equal(got[:5], booked) || sum(got) != 29 {
+		t.Errorf("down to booked = %v, %v", got, ok)
+	}
+	if got, ok := booking.Redistribute(c, at(28), booked, nil); ok || got != nil {
+		t.Errorf("below booked = %v, %v; want refused", got, ok)
+	}
+
+	// Second-dose supply is one row.
+	s2 := at(30)
+	s2.Dose = 2
+	if got, ok := booking.Redistribute(c, s2, []int{30}, nil); !ok || !slices.Equal(got, []int{30}) {
+		t.Errorf("dose 2 = %v, %v", got, ok)
+	}
+	if _, ok := booking.Redistribute(c, s2, []int{31}, nil); ok {
+		t.Error("dose 2 below booked accepted")
+	}
+}
+
+func sum(xs []int) int {
+	n := 0
+	for _, x := range xs {
+		n += x
+	}
+	return n
+}
+
+// Redistribute keeps every wave at or above its bookings, rolled waves at
+// exactly their bookings, the total at the supply, and what is left to
+// book as level as the bookings allow.
+func TestRedistributeProperties(t *testing.T) {
+	c := booking.Campaign2021()
+	waves := c.Waves()
+	rapid.Check(t, func(t *rapid.T) {
+		booked := make([]int, waves)
+		isRolled := make([]bool, waves)
+		total := 0
+		for w := range booked {
+			booked[w] = rapid.IntRange(0, 50).Draw(t, "booked")
+			total += booked[w]
+			isRolled[w] = w > 0 && rapid.Bool().Draw(t, "rolled")
+		}
+		doses := rapid.IntRange(0, 1000).Draw(t, "doses")
+		s := booking.Supply{CampaignID: c.ID, ClinicID: rapid.StringMatching(`[A-Z][0-9]{3}`).Draw(t, "clinic"), Date: d("2021-09-01"), Product: "pfizer", Dose: 1, Doses: doses}
+		got, ok := booking.Redistribute(c, s, booked, func(w int) bool { return isRolled[w] })
+		if doses < total {
+			if ok {
+				t.Fatalf("%d doses below %d booked accepted: %v", doses, total, got)
+			}
+			return
+		}
+		if !ok || len(got) != waves || sum(got) != doses {
+			t.Fatalf("Redistribute = %v, %v; want %d waves summing to %d", got, ok, waves, doses)
+		}
+		for w := range got {
+			if got[w] < booked[w] || (isRolled[w] && got[w] != booked[w]) {
+				t.Fatalf("wave %d: capacity %d, booked %d, rolled %v (%v)", w, got[w], booked[w], isRolled[w], got)
+			}
+		}
+		// A wave that gave doses away (below its share, above its bookings)
+		// has no more left to book than any other open wave, plus one.
+		shares := capsOf(booking.SplitSupply(c, s))
+		for w := range got {
+			if isRolled[w] || w == booking.OpenWave || got[w] >= shares[w] || got[w] == booked[w] {
+				continue
+			}
+			for v := 1; v < waves; v++ {
+				if !isRolled[v] && got[v]-booked[v] > got[w]-booked[w]+1 {
+					t.Fatalf("wave %d gave doses (cap %d, share %d) while wave %d has %d left: %v booked %v", w, got[w], shares[w], v, got[v]-booked[v], got, booked)
+				}
+			}
+		}
+		again, _ := booking.Redistribute(c, s, booked, func(w int) bool { return isRolled[w] })
+		if !slices.Equal(got, again) {
+			t.Fatal("not deterministic")
+		}
+	})
+}
+
+func TestRotationWaves(t *testing.T) {
+	c := booking.Campaign2021()
+	ws := c.RotationWaves()
+	if len(ws) != 10 || len(ws) != c.Waves()-1 {
+		t.Fatalf("%d rotation waves, want 10", len(ws))
+	}
+	for k, w := range ws {
+		if w.Wave != k+1 || w.Digit != (9+k)%10 ||
+			!w.Opens.Equal(kst("2021-08-09 20:00").AddDate(0, 0, k)) || !w.Closes.Equal(kst("2021-08-10 18:00").AddDate(0, 0, k)) {
+			t.Errorf("wave %d = %+v", k+1, w)
+		}
+	}
+	// A window is never said to close after the campaign's booking end.
+	c.OpenUntil = kst("2021-08-12 12:00")
+	c.Phases = c.Phases[:1]
+	if w := c.RotationWaves()[2]; !w.Closes.Equal(c.OpenUntil) {
+		t.Errorf("wave 3 closes %v, want OpenUntil %v", w.Closes, c.OpenUntil)
+	}
+}

@@ -135,6 +135,31 @@ func (c *Campaign) windows() []window {
 	return ws
 }
 
+// WaveWindow is one rotation wave and the booking window that draws from it.
+type WaveWindow struct {
+	// Wave is the quota wave: rotation day k (0-based, across all rotation
+	// phases in order) is wave k+1.
+	Wave int
+	// Digit is the birth-day digit the day serves.
+	Digit int
+	// Opens and Closes bound the window; Closes is never after the
+	// campaign's OpenUntil.
+	Opens, Closes time.Time
+}
+
+// RotationWaves lists the campaign's rotation waves in order with their
+// windows. Once a wave's window has closed nobody can book from it again;
+// its unbooked share may then roll over to OpenWave (see Roller).
+func (c *Campaign) RotationWaves() []WaveWindow {
+	var out []WaveWindow
+	for _, w := range c.windows() {
+		if w.kind == PhaseRotation {
+			out = append(out, WaveWindow{Wave: w.wave, Digit: w.digit, Opens: w.start, Closes: minTime(w.end, c.OpenUntil)})
+		}
+	}
+	return out
+}
+
 // InCohort reports whether a person born on birth belongs to the campaign's
 // cohort (BornFrom ≤ birth ≤ BornTo).
 func (c *Campaign) InCohort(birth Date) bool {
