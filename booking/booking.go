@@ -40,9 +40,9 @@ type Booking struct {
 	// of the dose 2 reserved with it, on that dose 2 the id of its dose 1;
 	// "" for a booking made alone. Cancelling or rescheduling dose 1 carries
 	// its linked dose 2 along (see Service.Cancel and Service.Reschedule).
-	LinkedID string
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	LinkedID  string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Active reports whether the booking holds a dose.
