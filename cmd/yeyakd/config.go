@@ -27,10 +27,22 @@ type config struct {
 	LogLevel        string
 	DemoPeople      int
 	DemoClinics     int
+
+	Redis       string
+	RedisPrefix string
+
+	Admission         bool
+	AdmissionFloor    float64
+	AdmissionCeiling  float64
+	AdmissionInitial  float64
+	AdmissionKeys     string
+	AdmissionPassTTL  time.Duration
+	AdmissionPreOpen  time.Duration
+	IdempotencyMaxAge time.Duration
 }
 
 // secret marks settings printed masked.
-var secret = map[string]bool{"ops-token": true, "person-key": true}
+var secret = map[string]bool{"ops-token": true, "person-key": true, "admission-keys": true}
 
 type multiFlag []string
 
@@ -68,8 +80,18 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.Var(&cfg.Issuers, "issuer", "trusted identity provider, repeatable: name=N,iss=ISSUER,aud=AUDIENCE,jwks=URL[,algs=RS256|ES256][,skew=30s][,sub=CLAIM][,birthdate=CLAIM]")
 	fs.StringVar(&cfg.OpsToken, "ops-token", "", "bearer token for mutating ops endpoints (secret; empty makes them answer 403)")
 	fs.StringVar(&cfg.PersonKey, "person-key", "", "HMAC key for person ids in logs (secret; empty means a random key per process)")
-	fs.StringVar(&cfg.Registry, "registry", "mock", "legacy registry: mock | gateway:URL | oracle:DSN")
-	fs.StringVar(&cfg.Kafka, "kafka", "embedded", "Kafka brokers: embedded (in-process, keeps nothing across restarts) | host:port,host:port")
+	fs.StringVar(&cfg.Registry, "registry", "mock", "legacy registry: mock | gateway:URL | oracle:DSN (godror, needs cgo and Oracle client libraries) | oracle+pgx:postgres://… (the legacy schema on PostgreSQL, for tests)")
+	fs.StringVar(&cfg.Kafka, "kafka", "", "Kafka brokers host:port,host:port; or embedded (in-process, keeps nothing across restarts: the default with --demo only)")
+	fs.StringVar(&cfg.Redis, "redis", "", "Redis URL (redis://host:port/db) shared by a fleet: second cache tier, breaker state, the waiting-room line; empty: everything in process")
+	fs.StringVar(&cfg.RedisPrefix, "redis-prefix", "yeyak:", "prefix of every Redis key yeyakd writes (one per environment)")
+	fs.BoolVar(&cfg.Admission, "admission", true, "surge admission: a waiting room in front of the booking flow (POST /v1/queue, GET /queue); false lets every request through")
+	fs.Float64Var(&cfg.AdmissionFloor, "admission-floor", 10, "lowest admission rate, people per second")
+	fs.Float64Var(&cfg.AdmissionCeiling, "admission-ceiling", 1000, "highest admission rate, people per second")
+	fs.Float64Var(&cfg.AdmissionInitial, "admission-initial", 0, "admission rate at start, people per second (0: the floor)")
+	fs.StringVar(&cfg.AdmissionKeys, "admission-keys", "", "HMAC keys of tickets and passes, id:secret[,id:secret…] (secret; the first signs; secrets ≥ 16 bytes; every instance of a fleet needs the same); empty: a random key per process")
+	fs.DurationVar(&cfg.AdmissionPassTTL, "admission-pass-ttl", 5*time.Minute, "how long a waiting-room pass stays valid")
+	fs.DurationVar(&cfg.AdmissionPreOpen, "admission-pre-opening", 30*time.Minute, "arrivals this long before a window opens are shuffled at the opening")
+	fs.DurationVar(&cfg.IdempotencyMaxAge, "idempotency-max-age", 24*time.Hour, "how long Idempotency-Keys and their stored responses are kept")
 	fs.StringVar(&cfg.Role, "role", "all", "roles to run: all | api | relay | sync")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may finish after SIGTERM")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "debug | info | warn | error")
@@ -127,6 +149,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (*con
 			cfg.DB = "sqlite:yeyak-demo.db"
 		}
 	}
+	if cfg.Kafka == "" && cfg.Demo {
+		cfg.Kafka = "embedded"
+	}
 	return cfg, fs, cfg.validate()
 }
 
@@ -144,6 +169,9 @@ func (c *config) validate() error {
 	default:
 		return fmt.Errorf("--role %q: want all, api, relay or sync", c.Role)
 	}
+	if c.Kafka == "" {
+		return errors.New("no Kafka: give --kafka host:port,… (or --kafka embedded for a single-process trial that keeps nothing)")
+	}
 	if c.Kafka == "embedded" && c.Role != "all" {
 		return errors.New("--kafka embedded lives in one process: it needs --role all")
 	}
@@ -152,6 +180,22 @@ func (c *config) validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		return errors.New("--shutdown-timeout must be positive")
+	}
+	if c.Admission {
+		if c.AdmissionFloor <= 0 || c.AdmissionCeiling < c.AdmissionFloor {
+			return fmt.Errorf("--admission-floor %g and --admission-ceiling %g: want 0 < floor ≤ ceiling", c.AdmissionFloor, c.AdmissionCeiling)
+		}
+		if _, err := parseAdmissionKeys(c.AdmissionKeys); err != nil {
+			return err
+		}
+	}
+	if c.IdempotencyMaxAge < time.Hour {
+		return errors.New("--idempotency-max-age must be at least 1h (clients retry with the same key)")
+	}
+	if c.Redis != "" {
+		if _, err := redisOptions(c.Redis); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -56,6 +56,12 @@ func TestConfigRefusals(t *testing.T) {
 		{"--demo", "--role", "web"},
 		{"--demo", "--role", "api"}, // embedded kafka needs role all
 		{},                          // no issuer outside demo
+		{"--issuer", "name=a,iss=https://a,aud=a,jwks=https://a/j"},         // no kafka outside demo
+		{"--demo", "--admission-keys", "k1:short"},                          // secret under 16 bytes
+		{"--demo", "--admission-keys", "nocolon"},                           // malformed keys
+		{"--demo", "--admission-floor", "100", "--admission-ceiling", "10"}, // floor above ceiling
+		{"--demo", "--redis", "http://127.0.0.1:6379"},                      // not a redis URL
+		{"--demo", "--idempotency-max-age", "1m"},                           // keys must outlive retries
 		{"--demo", "extra"},
 	} {
 		if _, _, err := parseConfig(args, env(nil), io.Discard); err == nil {
@@ -163,11 +169,10 @@ func TestDemoBinaryEndToEnd(t *testing.T) {
 		} `json:"people"`
 	}
 	getJSON("GET", "/demo/people?limit=20", "", "", nil, 200, &ppl)
-	person := ""
+	person := "" // the last who may book: the printed tour uses the first
 	for _, p := range ppl.People {
 		if p.MayBookNow {
 			person = p.PersonID
-			break
 		}
 	}
 	if person == "" {
@@ -211,8 +216,50 @@ func TestDemoBinaryEndToEnd(t *testing.T) {
 	}
 	getJSON("GET", "/v1/bookings/"+bk.Booking.ID, tok.AccessToken, "", nil, 200, &bk)
 
-	if !strings.Contains(stdout.String(), "curl -s") || !strings.Contains(stdout.String(), "/demo/token") {
-		t.Errorf("no tour printed:\n%s", stdout.String())
+	// The printed tour works when pasted into a shell, and again when
+	// pasted a second time (fresh Idempotency-Key each time).
+	_, tour, ok := strings.Cut(stdout.String(), "Paste these lines into a shell:\n")
+	if !ok || !strings.Contains(tour, "/demo/token") {
+		t.Fatalf("no tour printed:\n%s", stdout.String())
+	}
+	for paste := 1; paste <= 2; paste++ {
+		sh := exec.Command("bash", "-c", tour)
+		out, err := sh.CombinedOutput()
+		if err != nil {
+			t.Fatalf("tour paste %d: %v\n%s", paste, err, out)
+		}
+		for _, want := range []string{`"eligible":true`, `"status":"confirmed"`, "HTTP/1.1 201", "Idempotent-Replayed: true", `"status":"cancelled"`, "openapi: 3.1.0"} {
+			if !strings.Contains(string(out), want) {
+				t.Fatalf("tour paste %d: output lacks %q:\n%s", paste, want, out)
+			}
+		}
+		if strings.Contains(string(out), `"error"`) {
+			t.Fatalf("tour paste %d answered an error:\n%s", paste, out)
+		}
+	}
+	// Every booking reached the (mock) registry through outbox, relay and
+	// sync consumer: nothing pending, applied events counted.
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		var ob struct {
+			Pending   int `json:"pending"`
+			Consumers []struct {
+				Applied int `json:"applied"`
+			} `json:"consumers"`
+		}
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/ops/outbox", opsPort))
+		if err == nil {
+			_ = json.NewDecoder(resp.Body).Decode(&ob)
+			resp.Body.Close()
+		}
+		// 1 booking above + (book, cancel) per paste = 5 events.
+		if ob.Pending == 0 && len(ob.Consumers) == 1 && ob.Consumers[0].Applied >= 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events not applied to the registry in 30s: %+v", ob)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"strings"
@@ -14,11 +15,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/yeyak/yeyak/adapter"
 	"github.com/yeyak/yeyak/adapter/gateway"
+	"github.com/yeyak/yeyak/adapter/oracle"
 	"github.com/yeyak/yeyak/adapter/registrysync"
 	"github.com/yeyak/yeyak/booking"
+	"github.com/yeyak/yeyak/booking/admission"
 	"github.com/yeyak/yeyak/booking/httpapi"
 	"github.com/yeyak/yeyak/booking/httpapi/auth"
 	"github.com/yeyak/yeyak/booking/sqlstore"
@@ -71,9 +75,22 @@ func openRegistry(cfg *config, d *demo, log *slog.Logger) (adapter.Registry, err
 	case strings.HasPrefix(cfg.Registry, "gateway:"):
 		return gateway.New(gateway.Config{BaseURL: strings.TrimPrefix(cfg.Registry, "gateway:"), Logger: log})
 	case strings.HasPrefix(cfg.Registry, "oracle:"):
-		return nil, errors.New("--registry oracle: the Oracle adapter is not wired into yeyakd yet; use gateway:URL")
+		return oracle.Open(oracle.Config{DSN: strings.TrimPrefix(cfg.Registry, "oracle:")})
+	case strings.HasPrefix(cfg.Registry, "oracle+pgx:"):
+		// The same adapter and SQL on the PostgreSQL copy of the legacy
+		// schema (registry-mock --sql): how the adapter is tested here.
+		return oracle.Open(oracle.Config{Driver: "pgx", DSN: strings.TrimPrefix(cfg.Registry, "oracle+pgx:")})
 	}
-	return nil, fmt.Errorf("--registry %q: want mock, gateway:URL or oracle:DSN", cfg.Registry)
+	return nil, fmt.Errorf("--registry %q: want mock, gateway:URL, oracle:DSN or oracle+pgx:DSN", cfg.Registry)
+}
+
+// closeRegistry closes reg if it holds resources (a database pool).
+func closeRegistry(reg adapter.Registry, log *slog.Logger) {
+	if c, ok := reg.(io.Closer); ok {
+		if err := c.Close(); err != nil {
+			log.Warn("close registry", "err", err)
+		}
+	}
 }
 
 // serve runs the configured roles until ctx is done, then shuts down:
@@ -104,11 +121,31 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer)
 	if err != nil {
 		return err
 	}
-	facade, err := adapter.NewFacade(reg0, adapter.FacadeConfig{Registerer: reg, Logger: log})
+	defer closeRegistry(reg0, log)
+	var rdb *redis.Client
+	if cfg.Redis != "" {
+		opts, _ := redisOptions(cfg.Redis) // validated with the config
+		rdb = redis.NewClient(opts)
+		defer rdb.Close()
+		if err := rdb.Ping(ctx).Err(); err != nil {
+			// Every Redis user degrades to its in-process tier; say so once.
+			log.Warn("redis unreachable at start; running on in-process state until it answers", "err", err)
+		}
+	}
+	fcfg := adapter.FacadeConfig{Registerer: reg, Logger: log}
+	if rdb != nil {
+		fcfg.Shared = &adapter.SharedConfig{Client: rdb, KeyPrefix: cfg.RedisPrefix + "breaker:"}
+	}
+	facade, err := adapter.NewFacade(reg0, fcfg)
 	if err != nil {
 		return fmt.Errorf("registry facade: %w", err)
 	}
-	people, err := cache.New(facade, cache.Config{Registerer: reg, Logger: log, Now: now})
+	defer facade.Close()
+	ccfg := cache.Config{Registerer: reg, Logger: log, Now: now}
+	if rdb != nil {
+		ccfg.Redis, ccfg.KeyPrefix = rdb, cfg.RedisPrefix
+	}
+	people, err := cache.New(facade, ccfg)
 	if err != nil {
 		return fmt.Errorf("eligibility cache: %w", err)
 	}
@@ -125,6 +162,9 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer)
 	// Kafka, the relay and the sync consumer.
 	var brokers []string
 	if cfg.Kafka == "embedded" {
+		if !cfg.Demo {
+			log.Warn("--kafka embedded keeps nothing across restarts: events published but not yet applied to the registry are lost with the process; use a Kafka cluster in production")
+		}
 		var stopKafka func()
 		brokers, stopKafka, err = outbox.StartEmbeddedKafka(ctx, []string{outbox.DefaultTopic, outbox.DefaultTopic + outbox.DeadLetterSuffix}, 0)
 		if err != nil {
@@ -191,11 +231,15 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer)
 	servers := []*http.Server{newHTTPServer(cfg.OpsListen, ops, log)}
 
 	if cfg.Role == "all" || cfg.Role == "api" {
-		api, snap, err := newAPI(ctx, cfg, db, svc, people, d, reg, now, log)
+		api, snap, adm, err := newAPI(ctx, cfg, db, svc, people, d, rdb, reg, now, log)
 		if err != nil {
 			return err
 		}
 		defer snap.Close()
+		if adm != nil {
+			wg.Go(func() { watchPoolWait(bg, db.DB(), adm) })
+		}
+		wg.Go(func() { purgeIdempotencyKeys(bg, db, cfg.IdempotencyMaxAge, log) })
 		servers = append(servers, newHTTPServer(cfg.Listen, api, log))
 	}
 
@@ -247,38 +291,84 @@ func newHTTPServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-// newAPI builds the public handler: verifier, snapshot, idempotency, and
-// in demo mode the mock identity provider and /demo endpoints.
+// newAPI builds the public handler: verifier, snapshot, idempotency, the
+// waiting room, and in demo mode the mock identity provider and /demo
+// endpoints.
 func newAPI(ctx context.Context, cfg *config, db *sqlstore.DB, svc *booking.Service, people booking.PersonSource,
-	d *demo, reg prometheus.Registerer, now func() time.Time, log *slog.Logger) (http.Handler, *httpapi.Snapshot, error) {
+	d *demo, rdb *redis.Client, reg prometheus.Registerer, now func() time.Time, log *slog.Logger) (http.Handler, *httpapi.Snapshot, *admission.Controller, error) {
 	var provs []auth.ProviderConfig
 	for _, spec := range cfg.Issuers {
 		pc, err := auth.ParseProviderSpec(spec)
 		if err != nil {
-			return nil, nil, fmt.Errorf("--issuer: %w", err)
+			return nil, nil, nil, fmt.Errorf("--issuer: %w", err)
 		}
 		provs = append(provs, pc)
 	}
-	var extra map[string]http.Handler
+	extra := map[string]http.Handler{}
 	if d != nil {
 		provs = append(provs, d.provider())
-		extra = d.handlers()
+		maps.Copy(extra, d.handlers())
 	}
 	v, err := auth.NewVerifier(auth.Config{Providers: provs, Now: now, Logger: log})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	acfg := httpapi.Config{
+		Service: svc, Verifier: v, Idempotency: sqlIdempotency{db}, People: people,
+		Ready: db, Registerer: reg, PersonKey: []byte(cfg.PersonKey), Logger: log, Now: now, Extra: extra,
+	}
+	var adm *admission.Controller
+	if cfg.Admission {
+		campaigns, err := svc.Campaigns(ctx)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("admission: %w", err)
+		}
+		var rc redis.UniversalClient
+		if rdb != nil {
+			rc = rdb
+		}
+		if adm, err = newAdmission(ctx, cfg, campaigns, v, rc, reg, now, log); err != nil {
+			return nil, nil, nil, fmt.Errorf("admission: %w", err)
+		}
+		q := adm.Handler()
+		extra["POST /v1/queue"] = q
+		extra["GET /v1/queue/{ticket}"] = q
+		extra["GET "+admission.PagePath] = q
+		acfg.Flow = append(acfg.Flow, adm.Middleware)
+		acfg.Observe = func(_ string, status int, elapsed time.Duration) { adm.Observe(elapsed, status >= 500) }
+	} else {
+		log.Warn("admission off: no waiting room in front of the booking flow")
 	}
 	snap := httpapi.NewSnapshot(db, httpapi.SnapshotConfig{Logger: log, Now: now})
 	if err := snap.Start(ctx); err != nil {
-		return nil, nil, fmt.Errorf("clinic snapshot: %w", err)
+		return nil, nil, nil, fmt.Errorf("clinic snapshot: %w", err)
 	}
-	api, err := httpapi.NewServer(httpapi.Config{
-		Service: svc, Verifier: v, Idempotency: sqlIdempotency{db}, Snapshot: snap, People: people,
-		Ready: db, Registerer: reg, PersonKey: []byte(cfg.PersonKey), Logger: log, Now: now, Extra: extra,
-	})
+	acfg.Snapshot = snap
+	api, err := httpapi.NewServer(acfg)
 	if err != nil {
 		snap.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return api, snap, nil
+	return api, snap, adm, nil
+}
+
+// purgeIdempotencyKeys deletes stored Idempotency-Keys older than maxAge,
+// hourly (and once at start).
+func purgeIdempotencyKeys(ctx context.Context, db *sqlstore.DB, maxAge time.Duration, log *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := db.PurgeIdempotencyKeys(ctx, maxAge)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("purge idempotency keys", "err", err)
+		case n > 0:
+			log.Info("idempotency keys purged", "deleted", n, "older_than", maxAge.String())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

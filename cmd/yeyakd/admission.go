@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/yeyak/yeyak/booking"
+	"github.com/yeyak/yeyak/booking/admission"
+	"github.com/yeyak/yeyak/booking/httpapi"
+)
+
+// parseAdmissionKeys reads --admission-keys: id:secret[,id:secret…]. An
+// empty value gives no keys (the caller makes a random one).
+func parseAdmissionKeys(v string) ([]admission.Key, error) {
+	var keys []admission.Key
+	for part := range strings.SplitSeq(v, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		id, secret, ok := strings.Cut(part, ":")
+		if !ok || id == "" {
+			return nil, errors.New("--admission-keys: want id:secret[,id:secret…]")
+		}
+		if len(secret) < 16 {
+			return nil, fmt.Errorf("--admission-keys: the secret of key %q must be at least 16 bytes", id)
+		}
+		keys = append(keys, admission.Key{ID: id, Secret: []byte(secret)})
+	}
+	return keys, nil
+}
+
+// redisOptions parses --redis.
+func redisOptions(url string) (*redis.Options, error) {
+	o, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("--redis: %w", err)
+	}
+	// Every user of the client bounds its own calls; keep dials short so
+	// a Redis outage degrades to the in-process tiers quickly.
+	o.DialTimeout = 500 * time.Millisecond
+	o.ReadTimeout = 500 * time.Millisecond
+	o.WriteTimeout = 500 * time.Millisecond
+	return o, nil
+}
+
+// identityFunc returns the verified person of a request: from the context
+// when the API already verified the token, else by verifying it here (the
+// queue endpoints are mounted outside the API's authentication).
+func identityFunc(v httpapi.Verifier) func(*http.Request) (string, bool) {
+	return func(r *http.Request) (string, bool) {
+		if id, ok := httpapi.IdentityFrom(r.Context()); ok {
+			return id.PersonID, true
+		}
+		tok := strings.TrimSpace(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
+		if tok == "" || tok == r.Header.Get("Authorization") {
+			return "", false
+		}
+		id, err := v.Verify(r.Context(), tok)
+		if err != nil {
+			return "", false
+		}
+		return id.PersonID, true
+	}
+}
+
+// newAdmission builds the waiting room from the configuration; the
+// openings are those of every campaign in the store at start.
+func newAdmission(ctx context.Context, cfg *config, campaigns []*booking.Campaign, v httpapi.Verifier, rdb redis.UniversalClient,
+	reg prometheus.Registerer, now func() time.Time, log *slog.Logger) (*admission.Controller, error) {
+	keys, err := parseAdmissionKeys(cfg.AdmissionKeys)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 {
+		secret := make([]byte, 32)
+		_, _ = rand.Read(secret)
+		keys = []admission.Key{{ID: "local", Secret: secret}}
+		if !cfg.Demo {
+			log.Warn("admission: no --admission-keys: a random key per process; passes do not survive a restart nor cross instances")
+		}
+	}
+	var openings []time.Time
+	for _, c := range campaigns {
+		openings = append(openings, admission.OpeningsOf(c)...)
+	}
+	openings = spreadOpenings(openings, cfg.AdmissionPreOpen)
+	acfg := admission.Config{
+		Keys: keys, PersonFunc: identityFunc(v),
+		Floor: cfg.AdmissionFloor, Ceiling: cfg.AdmissionCeiling, Initial: cfg.AdmissionInitial,
+		PassTTL: cfg.AdmissionPassTTL, PreOpening: cfg.AdmissionPreOpen, Openings: openings,
+		Now: now, Registerer: reg, Logger: log,
+	}
+	if rdb != nil {
+		acfg.Store = admission.NewRedisStore(rdb, cfg.RedisPrefix+"queue:")
+	}
+	adm, err := admission.New(acfg)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("admission on", "floor", cfg.AdmissionFloor, "ceiling", cfg.AdmissionCeiling, "openings", len(openings),
+		"store", map[bool]string{true: "redis", false: "memory"}[rdb != nil])
+	return adm, nil
+}
+
+// spreadOpenings keeps the openings at least preOpening apart (several
+// campaigns may open at the same hour, or a campaign's windows may be
+// closer than the shuffle window): of two that are too close, the later
+// one is dropped, so its arrivals queue first-come-first-served.
+func spreadOpenings(ts []time.Time, preOpening time.Duration) []time.Time {
+	sorted := make([]time.Time, len(ts))
+	copy(sorted, ts)
+	for i := 1; i < len(sorted); i++ {
+		for j := i; j > 0 && sorted[j].Before(sorted[j-1]); j-- {
+			sorted[j], sorted[j-1] = sorted[j-1], sorted[j]
+		}
+	}
+	var out []time.Time
+	for _, t := range sorted {
+		if len(out) > 0 && t.Sub(out[len(out)-1]) <= preOpening {
+			continue
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// watchPoolWait feeds the admission law with the database pool's wait: each
+// second, the mean wait of the requests that had to wait for a connection
+// (zero when none did).
+func watchPoolWait(ctx context.Context, db *sqlx.DB, adm *admission.Controller) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	last := db.Stats()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st := db.Stats()
+		var mean time.Duration
+		if n := st.WaitCount - last.WaitCount; n > 0 {
+			mean = (st.WaitDuration - last.WaitDuration) / time.Duration(n)
+		}
+		adm.ObservePoolWait(mean)
+		last = st
+	}
+}
