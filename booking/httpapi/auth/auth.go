@@ -5,40 +5,73 @@
 //
 // The provider set is configuration, not code. A token is matched to its
 // provider by its "iss" claim, its signature checked against that
-// provider's keys only (a JWKS URL fetched, cached and refreshed on an
-// unknown "kid" at a bounded rate, or an in-process key source), then
-// "aud", "exp" and "nbf" are validated. "alg":"none" and HMAC algorithms are
-// never accepted.
+// provider's keys only, then "aud", "exp" and "nbf" are validated.
+// "alg":"none" and HMAC algorithms are never accepted.
 //
 //	v, err := auth.NewVerifier(auth.Config{Providers: []auth.ProviderConfig{{
 //		Name: "pass", Issuer: "https://pass.example", Audience: "yeyak",
 //		JWKSURL: "https://pass.example/jwks.json",
 //	}}})
+//	defer v.Close()
 //	id, err := v.Verify(ctx, token) // id.PersonID is the registry person id
 //
-// The mapping from a token to the registry person id lives in one place,
-// Identity's construction in Verify: the provider's subject claim (default
-// "sub") is the person id.
+// # Keys
+//
+// A provider's keys come from a JWKS URL (https; plain http only to a
+// loopback host) or an in-process key source (the mock identity provider in
+// demo mode). A JWKS is fetched on the first token of its provider (or by
+// Prefetch at start-up), cached, refreshed in the background once it is
+// RefreshInterval old, and refetched when a token names an unknown "kid" —
+// at most once per MinRefreshInterval. Fetches never run on a request's
+// context: one at a time per provider, bounded by Config.FetchTimeout; a
+// request waits for one at most Config.FetchWait. A failed fetch keeps the
+// keys already known and backs off (RetryBackoff, doubling up to
+// MaxRetryBackoff) before the next attempt, so a dead endpoint can neither
+// stall requests nor be hammered by them. A token that cannot be checked
+// for want of keys fails with ErrInvalidToken and ErrKeysUnavailable.
+//
+// # From a token to a registry person id: one place
+//
+// Which registry person a token speaks for is decided in exactly one place,
+// the provider's PersonMapper (ProviderConfig.MapPerson), called by Verify
+// after the signature and claims are valid. It receives the verified value
+// of the provider's SubjectClaim (default "sub") and can read any other
+// verified claim. The default mapper, VerbatimPerson, takes the claim's
+// value as the person id: right for a provider that issues the registry's
+// own ids. A provider whose subject is something else — a CI (connecting
+// information, the 88-byte cross-service identifier Korean certificate
+// providers issue), a provider-scoped user id — gets a mapper that looks
+// the person id up. A mapper answers ErrUnknownPerson (or any error with
+// the booking.EUNKNOWNPERSON code) when no person matches; the API turns it
+// into 403 unknown_person. Whether a mapped person id is known to the
+// registry is decided afterwards by the API and the registry, not here.
+//
+// # Sessions
+//
+// Identity.Session names the sign-in a token belongs to, for the
+// one-active-session rule (package guard): the provider's session claim
+// ("sid" by default, OpenID Connect's session id: stable across the token
+// refreshes of one sign-in on one device), else the token's "jti", else the
+// token itself. It is a hash, carrying nothing personal.
 package auth
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"github.com/lestrrat-go/jwx/v3/jwt"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/yeyak/yeyak/booking"
 )
@@ -60,8 +93,8 @@ type ProviderConfig struct {
 	Issuer string
 	// Audience is the "aud" value tokens must carry for yeyak. Required.
 	Audience string
-	// JWKSURL is where the provider publishes its keys. Exactly one of
-	// JWKSURL and Keys is set.
+	// JWKSURL is where the provider publishes its keys: https, or http to a
+	// loopback host only. Exactly one of JWKSURL and Keys is set.
 	JWKSURL string
 	// Keys is an in-process key source (a static set, or the mock identity
 	// provider in demo mode); it is asked on every verification.
@@ -71,24 +104,47 @@ type ProviderConfig struct {
 	Algorithms []string
 	// Skew is the clock skew tolerated on exp/nbf/iat. 0 means 30s.
 	Skew time.Duration
-	// SubjectClaim carries the registry person id. "" means "sub".
+	// SubjectClaim carries the provider's identifier of the person, the
+	// input of MapPerson. "" means "sub".
 	SubjectClaim string
+	// MapPerson turns the verified subject into the registry person id.
+	// nil means VerbatimPerson (the subject is the person id). See the
+	// package documentation.
+	MapPerson PersonMapper
 	// BirthDateClaim carries an optional YYYY-MM-DD birth date. "" means "birthdate".
 	BirthDateClaim string
+	// SessionClaim names the sign-in a token belongs to (Identity.Session).
+	// "" means "sid"; a token without it falls back to "jti", then to the
+	// token itself.
+	SessionClaim string
 	// RefreshInterval is how old a fetched JWKS may get before it is
-	// fetched again. 0 means 15 minutes. A failed refresh keeps the old set.
+	// refreshed in the background. 0 means 15 minutes. A failed refresh
+	// keeps the old set.
 	RefreshInterval time.Duration
 	// MinRefreshInterval bounds refetches triggered by unknown kids. 0 means 30s.
 	MinRefreshInterval time.Duration
+	// RetryBackoff is the pause after a failed JWKS fetch before another
+	// is tried; it doubles with each consecutive failure up to
+	// MaxRetryBackoff. 0 means 1s.
+	RetryBackoff time.Duration
+	// MaxRetryBackoff caps RetryBackoff's doubling. 0 means 1 minute.
+	MaxRetryBackoff time.Duration
 }
 
 // Config configures a Verifier.
 type Config struct {
 	// Providers are the trusted identity providers. At least one.
 	Providers []ProviderConfig
-	// HTTPClient fetches JWKS URLs. nil means a client with a 5s timeout.
+	// HTTPClient fetches JWKS URLs. nil means a client with a 10s timeout
+	// (FetchTimeout bounds each fetch anyway).
 	HTTPClient *http.Client
-	// Now is the clock for exp/nbf. nil means time.Now.
+	// FetchTimeout bounds one JWKS fetch. 0 means 5s.
+	FetchTimeout time.Duration
+	// FetchWait is the longest a request whose key is not known waits for
+	// a JWKS fetch (its own or one in flight). 0 means 2s. A request whose
+	// key is known never waits.
+	FetchWait time.Duration
+	// Now is the clock for exp/nbf and the refresh schedule. nil means time.Now.
 	Now func() time.Time
 	// MaxTokenBytes refuses longer tokens before parsing. 0 means 8192.
 	MaxTokenBytes int
@@ -98,66 +154,109 @@ type Config struct {
 
 // Identity is who a verified token says the caller is.
 type Identity struct {
-	// PersonID is the registry person id (from the provider's subject claim).
+	// PersonID is the registry person id, as the provider's PersonMapper
+	// gave it.
 	PersonID string
 	// BirthDate is the token's birth date claim, zero if absent.
 	BirthDate booking.Date
 	// Provider is the name of the provider that issued the token.
 	Provider string
+	// Session names the sign-in the token belongs to: an opaque hash of
+	// the provider and its session claim, "jti" or the token (see the
+	// package documentation). Two tokens of one sign-in share it.
+	Session string
+	// IssuedAt is the token's "iat", zero if absent.
+	IssuedAt time.Time
 	// Expires is the token's expiry.
 	Expires time.Time
 }
 
-// Verifier checks tokens against the trusted providers. Safe for concurrent use.
+// Verifier checks tokens against the trusted providers. Safe for concurrent
+// use. Close stops its background JWKS fetches.
 type Verifier struct {
 	byIssuer map[string]*provider
-	client   *http.Client
 	now      func() time.Time
 	maxLen   int
-	log      *slog.Logger
+	owner    *fetchOwner
 }
 
 type provider struct {
-	cfg   ProviderConfig
-	algs  []jwa.SignatureAlgorithm
-	fetch singleflight.Group
-
-	mu        sync.Mutex
-	set       jwk.Set
-	fetchedAt time.Time
-	triedAt   time.Time
+	cfg  ProviderConfig
+	algs []jwa.SignatureAlgorithm
+	jwks *jwksSource // nil for an in-process key source
 }
 
 // NewVerifier validates cfg and returns a Verifier. JWKS URLs are fetched
-// lazily, on the first token of each provider.
+// lazily, on the first token of each provider, or by Prefetch.
 func NewVerifier(cfg Config) (*Verifier, error) {
 	if len(cfg.Providers) == 0 {
 		return nil, errors.New("auth: no trusted identity provider configured")
 	}
-	v := &Verifier{byIssuer: map[string]*provider{}, client: cfg.HTTPClient, now: cfg.Now, maxLen: cfg.MaxTokenBytes, log: cfg.Logger}
-	if v.client == nil {
-		v.client = &http.Client{Timeout: 5 * time.Second}
+	client := cfg.HTTPClient
+	if client == nil {
+		client = &http.Client{Timeout: 10 * time.Second}
 	}
-	if v.now == nil {
-		v.now = time.Now
+	if cfg.FetchTimeout <= 0 {
+		cfg.FetchTimeout = 5 * time.Second
 	}
-	if v.maxLen <= 0 {
-		v.maxLen = 8192
+	if cfg.FetchWait <= 0 {
+		cfg.FetchWait = 2 * time.Second
 	}
-	if v.log == nil {
-		v.log = slog.Default()
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
+	if cfg.MaxTokenBytes <= 0 {
+		cfg.MaxTokenBytes = 8192
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	v := &Verifier{byIssuer: map[string]*provider{}, now: cfg.Now, maxLen: cfg.MaxTokenBytes,
+		owner: &fetchOwner{ctx: ctx, cancel: cancel}}
 	for _, pc := range cfg.Providers {
 		p, err := newProvider(pc)
 		if err != nil {
+			cancel()
 			return nil, err
 		}
 		if _, dup := v.byIssuer[pc.Issuer]; dup {
+			cancel()
 			return nil, fmt.Errorf("auth: two providers with issuer %q", pc.Issuer)
+		}
+		if p.cfg.JWKSURL != "" {
+			p.jwks = &jwksSource{
+				name: p.cfg.Name, url: p.cfg.JWKSURL, client: client, now: cfg.Now, log: cfg.Logger,
+				refresh: p.cfg.RefreshInterval, minRefresh: p.cfg.MinRefreshInterval,
+				backoff: p.cfg.RetryBackoff, maxBackoff: p.cfg.MaxRetryBackoff,
+				fetchTimeout: cfg.FetchTimeout, wait: cfg.FetchWait, owner: v.owner,
+			}
 		}
 		v.byIssuer[pc.Issuer] = p
 	}
 	return v, nil
+}
+
+// Prefetch fetches the JWKS of every provider that has none yet and waits
+// until they arrive or ctx ends. It returns the providers whose keys could
+// not be had; the Verifier keeps trying them on demand, so an error here
+// need not stop a start-up.
+func (v *Verifier) Prefetch(ctx context.Context) error {
+	var errs []error
+	for _, p := range v.byIssuer {
+		if p.jwks != nil {
+			if err := p.jwks.prefetch(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops the background JWKS fetches and waits for them to end.
+// Verify keeps working afterwards with the keys already known.
+func (v *Verifier) Close() {
+	v.owner.close()
 }
 
 func newProvider(pc ProviderConfig) (*provider, error) {
@@ -167,8 +266,10 @@ func newProvider(pc ProviderConfig) (*provider, error) {
 	if (pc.JWKSURL == "") == (pc.Keys == nil) {
 		return nil, fmt.Errorf("auth: provider %q: set exactly one of a JWKS URL and a key source", pc.Name)
 	}
-	if pc.JWKSURL != "" && !strings.HasPrefix(pc.JWKSURL, "https://") && !strings.HasPrefix(pc.JWKSURL, "http://") {
-		return nil, fmt.Errorf("auth: provider %q: JWKS URL must be http(s)", pc.Name)
+	if pc.JWKSURL != "" {
+		if err := checkJWKSURL(pc.JWKSURL); err != nil {
+			return nil, fmt.Errorf("auth: provider %q: %w", pc.Name, err)
+		}
 	}
 	if pc.Algorithms == nil {
 		pc.Algorithms = []string{"RS256", "ES256"}
@@ -179,14 +280,29 @@ func newProvider(pc ProviderConfig) (*provider, error) {
 	if pc.SubjectClaim == "" {
 		pc.SubjectClaim = jwt.SubjectKey
 	}
+	if pc.MapPerson == nil {
+		pc.MapPerson = VerbatimPerson
+	}
 	if pc.BirthDateClaim == "" {
 		pc.BirthDateClaim = "birthdate"
+	}
+	if pc.SessionClaim == "" {
+		pc.SessionClaim = "sid"
 	}
 	if pc.RefreshInterval <= 0 {
 		pc.RefreshInterval = 15 * time.Minute
 	}
 	if pc.MinRefreshInterval <= 0 {
 		pc.MinRefreshInterval = 30 * time.Second
+	}
+	if pc.RetryBackoff <= 0 {
+		pc.RetryBackoff = time.Second
+	}
+	if pc.MaxRetryBackoff <= 0 {
+		pc.MaxRetryBackoff = time.Minute
+	}
+	if pc.MaxRetryBackoff < pc.RetryBackoff {
+		pc.MaxRetryBackoff = pc.RetryBackoff
 	}
 	p := &provider{cfg: pc}
 	for _, name := range pc.Algorithms {
@@ -220,8 +336,11 @@ func ParseAuthorization(h string) (string, error) {
 	return tok, nil
 }
 
-// Verify checks token and returns the identity it carries. Every failure
-// wraps ErrInvalidToken; the reason is for logs only.
+// Verify checks token and returns the identity it carries. Every token
+// failure wraps ErrInvalidToken (and ErrKeysUnavailable when the provider's
+// keys could not be had); the reason is for logs only. An error of the
+// provider's PersonMapper is returned wrapped as it is (ErrUnknownPerson:
+// 403 unknown_person).
 func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
 	if len(token) > v.maxLen {
 		return Identity{}, fmt.Errorf("%w: token longer than %d bytes", ErrInvalidToken, v.maxLen)
@@ -272,11 +391,11 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
 	}
 	id := Identity{Provider: p.cfg.Name}
 	id.Expires, _ = tok.Expiration()
+	id.IssuedAt, _ = tok.IssuedAt()
 	var sub string
-	if err := tok.Get(p.cfg.SubjectClaim, &sub); err != nil || sub == "" || len(sub) > 128 {
+	if err := tok.Get(p.cfg.SubjectClaim, &sub); err != nil || sub == "" || len(sub) > maxSubjectBytes {
 		return Identity{}, fmt.Errorf("%w: provider %s: subject claim %q missing or not a string", ErrInvalidToken, p.cfg.Name, p.cfg.SubjectClaim)
 	}
-	id.PersonID = sub
 	if tok.Has(p.cfg.BirthDateClaim) {
 		var s string
 		if err := tok.Get(p.cfg.BirthDateClaim, &s); err != nil {
@@ -288,39 +407,44 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
 		}
 		id.BirthDate = d
 	}
+	id.Session = sessionOf(p.cfg, tok, token)
+	person, err := p.cfg.MapPerson(ctx, Subject{Provider: p.cfg.Name, Claim: p.cfg.SubjectClaim, Value: sub, token: tok})
+	if err != nil {
+		return Identity{}, fmt.Errorf("auth: provider %s: map subject to person: %w", p.cfg.Name, err)
+	}
+	if person == "" || len(person) > maxPersonIDBytes {
+		return Identity{}, fmt.Errorf("auth: provider %s: person mapper returned an empty or oversized person id", p.cfg.Name)
+	}
+	id.PersonID = person
 	return id, nil
 }
 
-// key finds the verification key for kid, refreshing the provider's JWKS
-// when it is old or does not know kid (at most once per MinRefreshInterval).
+// sessionOf is Identity.Session: a hash of the provider and the first of
+// its session claim, "jti" and the token itself.
+func sessionOf(pc ProviderConfig, tok jwt.Token, raw string) string {
+	kind, val := "token", raw
+	var s string
+	if tok.Get(pc.SessionClaim, &s) == nil && s != "" {
+		kind, val = "sid", s
+	} else if jti, ok := tok.JwtID(); ok && jti != "" {
+		kind, val = "jti", jti
+	}
+	h := sha256.New()
+	for _, part := range []string{pc.Name, kind, val} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// key finds the verification key for kid in the provider's key source.
 func (v *Verifier) key(ctx context.Context, p *provider, kid string) (jwk.Key, error) {
-	if p.cfg.Keys != nil {
-		set, err := p.cfg.Keys(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("%w: provider %s keys: %v", ErrInvalidToken, p.cfg.Name, err)
-		}
-		return pick(set, kid, p.cfg.Name)
+	if p.jwks != nil {
+		return p.jwks.key(ctx, kid)
 	}
-	now := v.now()
-	p.mu.Lock()
-	set, fetchedAt, triedAt := p.set, p.fetchedAt, p.triedAt
-	p.mu.Unlock()
-	needRefresh := set == nil || now.Sub(fetchedAt) > p.cfg.RefreshInterval
-	if !needRefresh && kid != "" {
-		if _, ok := set.LookupKeyID(kid); !ok {
-			needRefresh = true
-		}
-	}
-	if needRefresh && (set == nil || now.Sub(triedAt) >= p.cfg.MinRefreshInterval) {
-		fresh, err := v.refresh(ctx, p)
-		if err != nil {
-			v.log.Warn("jwks fetch failed; keeping the keys already known", "provider", p.cfg.Name, "err", err)
-		} else {
-			set = fresh
-		}
-	}
-	if set == nil {
-		return nil, fmt.Errorf("%w: provider %s: no keys available", ErrInvalidToken, p.cfg.Name)
+	set, err := p.cfg.Keys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: provider %s keys: %w: %v", ErrInvalidToken, p.cfg.Name, ErrKeysUnavailable, err)
 	}
 	return pick(set, kid, p.cfg.Name)
 }
@@ -338,84 +462,4 @@ func pick(set jwk.Set, kid, name string) (jwk.Key, error) {
 		return nil, fmt.Errorf("%w: provider %s: unknown kid", ErrInvalidToken, name)
 	}
 	return k, nil
-}
-
-func (v *Verifier) refresh(ctx context.Context, p *provider) (jwk.Set, error) {
-	res, err, _ := p.fetch.Do("jwks", func() (any, error) {
-		p.mu.Lock()
-		p.triedAt = v.now()
-		p.mu.Unlock()
-		// Detached from the caller's cancellation so one impatient client
-		// does not fail the fetch for everyone waiting on it.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		req, err := http.NewRequestWithContext(fctx, http.MethodGet, p.cfg.JWKSURL, nil)
-		if err != nil {
-			return nil, err
-		}
-		resp, err := v.client.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("jwks: status %d", resp.StatusCode)
-		}
-		body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		if err != nil {
-			return nil, err
-		}
-		set, err := jwk.Parse(body)
-		if err != nil {
-			return nil, fmt.Errorf("jwks: %w", err)
-		}
-		p.mu.Lock()
-		p.set, p.fetchedAt = set, v.now()
-		p.mu.Unlock()
-		return set, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("provider %s: %w", p.cfg.Name, err)
-	}
-	return res.(jwk.Set), nil
-}
-
-// ParseProviderSpec parses the command-line form of a provider:
-// "name=pass,iss=https://pass.example,aud=yeyak,jwks=https://pass.example/jwks.json[,algs=RS256|ES256][,skew=30s][,sub=claim][,birthdate=claim]".
-func ParseProviderSpec(s string) (ProviderConfig, error) {
-	var pc ProviderConfig
-	for field := range strings.SplitSeq(s, ",") {
-		k, val, ok := strings.Cut(strings.TrimSpace(field), "=")
-		if !ok {
-			return pc, fmt.Errorf("auth: provider spec field %q is not key=value", field)
-		}
-		switch k {
-		case "name":
-			pc.Name = val
-		case "iss":
-			pc.Issuer = val
-		case "aud":
-			pc.Audience = val
-		case "jwks":
-			pc.JWKSURL = val
-		case "algs":
-			pc.Algorithms = strings.Split(val, "|")
-		case "skew":
-			d, err := time.ParseDuration(val)
-			if err != nil {
-				return pc, fmt.Errorf("auth: provider spec skew: %w", err)
-			}
-			pc.Skew = d
-		case "sub":
-			pc.SubjectClaim = val
-		case "birthdate":
-			pc.BirthDateClaim = val
-		default:
-			return pc, fmt.Errorf("auth: provider spec: unknown field %q", k)
-		}
-	}
-	if _, err := newProvider(pc); err != nil {
-		return pc, err
-	}
-	return pc, nil
 }
