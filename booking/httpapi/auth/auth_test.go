@@ -304,6 +304,10 @@ func TestParseProviderSpec(t *testing.T) {
 	}
 }
 
+// FuzzParseAuthorization runs its checked-in seed corpus
+// (testdata/fuzz/FuzzParseAuthorization) on every go test; go test -fuzz
+// explores further. A parsed token is one compact JWS, and no header
+// yields a token that verifies.
 func FuzzParseAuthorization(f *testing.F) {
 	for _, s := range []string{"", "Bearer a.b.c", "Basic x", "Bearer  a.b.c", "Bearer a..", "bearer \x00.\x00.\x00"} {
 		f.Add(s)
@@ -320,7 +324,16 @@ func FuzzParseAuthorization(f *testing.F) {
 	f.Fuzz(func(t *testing.T, h string) {
 		tok, err := auth.ParseAuthorization(h)
 		if err != nil {
+			if !errors.Is(err, auth.ErrNoToken) && !errors.Is(err, auth.ErrInvalidToken) {
+				t.Fatalf("ParseAuthorization(%q) error %v is neither ErrNoToken nor ErrInvalidToken", h, err)
+			}
 			return
+		}
+		if tok == "" || strings.ContainsAny(tok, " \t\r\n") || strings.Count(tok, ".") != 2 {
+			t.Fatalf("ParseAuthorization(%q) = %q: not one compact JWS", h, tok)
+		}
+		if again, err := auth.ParseAuthorization("Bearer " + tok); err != nil || again != tok {
+			t.Fatalf("re-parsing %q = %q, %v", tok, again, err)
 		}
 		if _, err := v.Verify(context.Background(), tok); err == nil {
 			t.Fatalf("fuzzed header %q verified", h)
