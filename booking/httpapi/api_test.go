@@ -83,11 +83,17 @@ func TestTour(t *testing.T) {
 				Date     string `json:"date"`
 				ClinicID string `json:"clinic_id"`
 				Dose     int    `json:"dose"`
+				Linked   string `json:"linked_booking_id"`
 			} `json:"booking"`
 		}
 		mustJSON(t, r, 201, &bk)
 		if bk.Booking.Status != "confirmed" || bk.Booking.Dose != 1 || r.header.Get("Location") != "/v1/bookings/"+bk.Booking.ID {
 			t.Fatalf("booking: %s %v", r.body, r.header)
+		}
+		// pfizer is a two-dose product: dose 2 is reserved with dose 1.
+		dose2 := bk.Booking.Linked
+		if dose2 == "" {
+			t.Fatalf("no dose 2 reserved with a two-dose product: %s", r.body)
 		}
 		// Replay: same key, same booking (whitespace and order do not matter).
 		r2 := e.book(a, "key-1", ` {"product":"pfizer","date":"`+vday.String()+`","clinic_id":"C000001","campaign_id":"c2026"}`)
@@ -100,8 +106,8 @@ func TestTour(t *testing.T) {
 		if r4 := e.book(a, "key-2", body); r4.status != 409 || r4.code(t) != "already_booked" {
 			t.Fatalf("second booking: %d %s", r4.status, r4.body)
 		}
-		if c := e.counts(); c.Bookings != 1 || c.Booked != 1 {
-			t.Fatalf("after replays: %+v", c)
+		if c := e.counts(); c.Bookings != 2 || c.Booked != 2 {
+			t.Fatalf("after replays: %+v (want dose 1 and its dose 2)", c)
 		}
 
 		if err := e.snap.Refresh(context.Background()); err != nil {
@@ -115,8 +121,20 @@ func TestTour(t *testing.T) {
 			Bookings []struct{ ID string } `json:"bookings"`
 		}
 		mustJSON(t, e.do("GET", "/v1/bookings", a, "", nil), 200, &list)
-		if len(list.Bookings) != 1 || list.Bookings[0].ID != bk.Booking.ID {
-			t.Fatalf("list: %+v", list)
+		if len(list.Bookings) != 2 {
+			t.Fatalf("list: %+v, want dose 1 and dose 2", list)
+		}
+		var d2 struct {
+			Booking struct {
+				Dose   int    `json:"dose"`
+				Linked string `json:"linked_booking_id"`
+				Date   string `json:"date"`
+				Status string `json:"status"`
+			} `json:"booking"`
+		}
+		mustJSON(t, e.do("GET", "/v1/bookings/"+dose2, a, "", nil), 200, &d2)
+		if d2.Booking.Dose != 2 || d2.Booking.Linked != bk.Booking.ID || d2.Booking.Date != vday.AddDays(42).String() {
+			t.Fatalf("dose 2: %+v, want dose 2 on %s linked to %s", d2.Booking, vday.AddDays(42), bk.Booking.ID)
 		}
 		mustJSON(t, e.do("GET", "/v1/bookings/"+bk.Booking.ID, a, "", nil), 200, &bk)
 
@@ -124,6 +142,10 @@ func TestTour(t *testing.T) {
 		mustJSON(t, r, 200, &bk)
 		if bk.Booking.ClinicID != "C000003" || bk.Booking.Date != vday.AddDays(1).String() {
 			t.Fatalf("reschedule: %s", r.body)
+		}
+		mustJSON(t, e.do("GET", "/v1/bookings/"+dose2, a, "", nil), 200, &d2)
+		if d2.Booking.Date != vday.AddDays(43).String() || d2.Booking.Status != "confirmed" {
+			t.Fatalf("dose 2 did not move with dose 1: %+v", d2.Booking)
 		}
 
 		r = e.do("DELETE", "/v1/bookings/"+bk.Booking.ID, a, "", nil)
@@ -136,6 +158,10 @@ func TestTour(t *testing.T) {
 		}
 		if c := e.counts(); c.Booked != 0 {
 			t.Fatalf("doses not returned: %+v", c)
+		}
+		mustJSON(t, e.do("GET", "/v1/bookings/"+dose2, a, "", nil), 200, &d2)
+		if d2.Booking.Status != "cancelled" {
+			t.Fatalf("dose 2 not cancelled with dose 1: %+v", d2.Booking)
 		}
 
 		// Privacy: no raw person id in anything logged during the tour.

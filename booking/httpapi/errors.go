@@ -31,6 +31,20 @@ const (
 	CodeMethodNotAllowed booking.Code = "method_not_allowed"
 	// CodeUnavailable: the service itself is not ready (503).
 	CodeUnavailable booking.Code = "unavailable"
+
+	// The waiting room's answers (written by booking/admission, which
+	// must use the same strings; a test checks they do).
+
+	// CodeQueueRequired: a surge is on; join the queue and present a pass (429).
+	CodeQueueRequired booking.Code = "queue_required"
+	// CodeTicketNotFound: no such ticket for the caller (404).
+	CodeTicketNotFound booking.Code = "ticket_not_found"
+	// CodeTicketExpired: the ticket or its place expired; join again (410).
+	CodeTicketExpired booking.Code = "ticket_expired"
+	// CodeQueueUnavailable: the queue's store cannot answer (503).
+	CodeQueueUnavailable booking.Code = "queue_unavailable"
+	// CodeSessionActive: another session of the same person is active (409).
+	CodeSessionActive booking.Code = "session_active"
 )
 
 // errorSpec is how one code crosses HTTP.
@@ -70,6 +84,11 @@ var errorTable = map[booking.Code]errorSpec{
 	booking.EINTERNAL:         {http.StatusInternalServerError, true},
 	booking.EREGISTRYDOWN:     {http.StatusServiceUnavailable, true},
 	CodeUnavailable:           {http.StatusServiceUnavailable, true},
+	CodeQueueRequired:         {http.StatusTooManyRequests, true},
+	CodeTicketNotFound:        {http.StatusNotFound, false},
+	CodeTicketExpired:         {http.StatusGone, false},
+	CodeQueueUnavailable:      {http.StatusServiceUnavailable, true},
+	CodeSessionActive:         {http.StatusConflict, true},
 }
 
 // StatusOf returns the HTTP status of an error code (500 for a code the

@@ -150,6 +150,13 @@ func forEachBackend(t *testing.T, f func(t *testing.T, e *env)) {
 // wrap, when set, wraps the booking service (to inject faults).
 func newEnv(t *testing.T, dsn string, wrap func(httpapi.Service) httpapi.Service) *env {
 	t.Helper()
+	return newEnvWith(t, dsn, wrap, nil)
+}
+
+// newEnvWith is newEnv with tweak applied to the API's configuration (it
+// may use the env's verifier through cfg.Verifier).
+func newEnvWith(t *testing.T, dsn string, wrap func(httpapi.Service) httpapi.Service, tweak func(cfg *httpapi.Config)) *env {
+	t.Helper()
 	ctx := context.Background()
 	db, err := sqlstore.Open(ctx, dsn, sqlstore.Options{})
 	if err != nil {
@@ -171,6 +178,11 @@ func newEnv(t *testing.T, dsn string, wrap func(httpapi.Service) httpapi.Service
 		for _, p := range cl.Products {
 			for d := range 3 {
 				quotas = append(quotas, booking.SplitSupply(c, booking.Supply{CampaignID: c.ID, ClinicID: cl.ID, Date: vday.AddDays(d), Product: p, Dose: 1, Doses: 22})...)
+				// Dose-2 supply an interval later for two-dose products.
+				if prod, ok := c.Product(p); ok && prod.DosesOf() >= 2 {
+					quotas = append(quotas, booking.SplitSupply(c, booking.Supply{CampaignID: c.ID, ClinicID: cl.ID,
+						Date: vday.AddDays(d + prod.IntervalDays), Product: p, Dose: 2, Doses: 22})...)
+				}
 			}
 		}
 	}
@@ -208,10 +220,14 @@ func newEnv(t *testing.T, dsn string, wrap func(httpapi.Service) httpapi.Service
 		t.Fatal(err)
 	}
 	t.Cleanup(snap.Close)
-	h, err := httpapi.NewServer(httpapi.Config{
+	cfg := httpapi.Config{
 		Service: api, Verifier: v, Idempotency: sqlIdempotency{db}, Snapshot: snap, Ready: db, People: people{},
 		Logger: logger, Now: func() time.Time { return testNow },
-	})
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	h, err := httpapi.NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,6 +376,14 @@ func loadDoc(t testing.TB) *openapi3.T {
 		t.Fatalf("openapi.yaml is invalid: %v", err)
 	}
 	return doc
+}
+
+func init() {
+	// The waiting-room page is HTML: validate it as a string.
+	openapi3filter.RegisterBodyDecoder("text/html", func(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
+		b, err := io.ReadAll(body)
+		return string(b), err
+	})
 }
 
 func newValidator(t *testing.T, base http.RoundTripper) *validator {

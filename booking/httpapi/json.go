@@ -118,14 +118,17 @@ type bookingJSON struct {
 	Dose         int            `json:"dose"`
 	Status       booking.Status `json:"status"`
 	CancelReason string         `json:"cancel_reason,omitempty"`
-	CreatedAt    time.Time      `json:"created_at"`
-	UpdatedAt    time.Time      `json:"updated_at"`
+	// LinkedBookingID joins the two doses booked together (dose 1 ↔ its
+	// dose 2); absent for a booking made alone.
+	LinkedBookingID string    `json:"linked_booking_id,omitempty"`
+	CreatedAt       time.Time `json:"created_at"`
+	UpdatedAt       time.Time `json:"updated_at"`
 }
 
 func toBookingJSON(b *booking.Booking) bookingJSON {
 	return bookingJSON{
 		ID: b.ID, CampaignID: b.CampaignID, ClinicID: b.ClinicID, Date: b.Date, Product: b.Product,
-		Dose: b.Dose, Status: b.Status, CancelReason: b.CancelReason,
+		Dose: b.Dose, Status: b.Status, CancelReason: b.CancelReason, LinkedBookingID: b.LinkedID,
 		CreatedAt: b.CreatedAt.UTC(), UpdatedAt: b.UpdatedAt.UTC(),
 	}
 }
