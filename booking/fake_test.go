@@ -226,6 +226,81 @@ func (m *memStore) MoveBookings(_ context.Context, moves []booking.Move, evs []b
 	return nil
 }
 
+// Reserve applies creates and moves like CreateBookings and MoveBookings
+// together, choosing the flexible booking's date, all or nothing.
+func (m *memStore) Reserve(_ context.Context, r booking.Reservation) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delta := map[quotaKey]int{}
+	for _, mv := range r.Moves {
+		o, ok := m.bookings[mv.Old.ID]
+		if !ok || o.PersonID != mv.New.PersonID {
+			return notFound("booking")
+		}
+		if !o.Active() {
+			return booking.Errorf(booking.EALREADYCANCELLED, "already cancelled")
+		}
+		delta[bookingKey(o)]--
+		if mv.New != r.Flex {
+			delta[bookingKey(mv.New)]++
+		}
+	}
+	for _, b := range r.Create {
+		for _, o := range m.bookings {
+			if o.PersonID == b.PersonID && o.CampaignID == b.CampaignID && o.Dose == b.Dose && o.Active() {
+				return booking.Errorf(booking.EALREADYBOOKED, "already booked")
+			}
+		}
+		if b != r.Flex {
+			delta[bookingKey(b)]++
+		}
+	}
+	left := func(k quotaKey) int {
+		q, ok := m.quotas[k]
+		if !ok {
+			return -delta[k]
+		}
+		return q.Capacity - q.Booked - delta[k]
+	}
+	for k, n := range delta {
+		if n > 0 && left(k) < 0 {
+			return booking.Errorf(booking.ESOLDOUT, "sold out")
+		}
+	}
+	if r.Flex != nil {
+		chosen := false
+		for _, d := range r.FlexDates {
+			f := *r.Flex
+			f.Date = d
+			if left(bookingKey(&f)) > 0 {
+				r.Flex.Date, chosen = d, true
+				delta[bookingKey(r.Flex)]++
+				break
+			}
+		}
+		if !chosen {
+			return booking.Errorf(booking.ESECONDDOSE, "no dose 2 date left")
+		}
+	}
+	for k, n := range delta {
+		if q, ok := m.quotas[k]; ok {
+			q.Booked += n
+		}
+	}
+	for _, mv := range r.Moves {
+		c := *mv.New
+		m.bookings[c.ID] = &c
+	}
+	for _, b := range r.Create {
+		c := *b
+		m.bookings[c.ID] = &c
+	}
+	if r.Events != nil {
+		m.events = append(m.events, r.Events()...)
+	}
+	return nil
+}
+
 func (m *memStore) SetStatus(_ context.Context, id string, from, to booking.Status, at time.Time, evs []booking.Event) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

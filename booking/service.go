@@ -18,6 +18,17 @@ type PersonSource interface {
 	Person(ctx context.Context, personID string) (Person, error)
 }
 
+// PersonInvalidator is implemented by a PersonSource that keeps copies of
+// registry records (cache.Cache does): Invalidate marks what it holds of
+// the person out of date. It must not block for long and cannot fail.
+type PersonInvalidator interface {
+	Invalidate(ctx context.Context, personID string)
+}
+
+// DefaultPersonChangedTimeout bounds the OnPersonChanged hook when
+// ServiceConfig.PersonChangedTimeout is 0.
+const DefaultPersonChangedTimeout = 2 * time.Second
+
 // ServiceConfig configures a Service. Store and People are required.
 type ServiceConfig struct {
 	// Store persists campaigns, clinics, quotas, bookings and events.
@@ -29,6 +40,21 @@ type ServiceConfig struct {
 	// Logger receives one structured line per booking change; nil means
 	// slog.Default(). Person ids are never logged.
 	Logger *slog.Logger
+	// OnPersonChanged is called after a change to a person's bookings has
+	// committed — Book, Assign, Cancel, Reschedule, ConfirmProvisional,
+	// CancelProvisional — so a cache of the person's registry record can
+	// drop it: the registry's view of the person changes once the sync
+	// consumer applies the events. It runs on the caller's goroutine after
+	// the commit, never inside the transaction, with a context that is not
+	// canceled with the request's but bounded by PersonChangedTimeout. It
+	// cannot fail the change: a panic in it is recovered and logged.
+	//
+	// Nil means People.Invalidate when People implements
+	// PersonInvalidator (the eligibility cache does), else nothing.
+	OnPersonChanged func(ctx context.Context, personID string)
+	// PersonChangedTimeout bounds each OnPersonChanged call; 0 means
+	// DefaultPersonChangedTimeout.
+	PersonChangedTimeout time.Duration
 }
 
 // Service is the booking use cases: it applies the campaign rules, asks the
@@ -38,10 +64,12 @@ type ServiceConfig struct {
 // Every method that takes a personID acts for that person only: bookings of
 // others are ENOTFOUND, exactly as if they did not exist (no proxy booking).
 type Service struct {
-	store  Store
-	people PersonSource
-	now    func() time.Time
-	log    *slog.Logger
+	store     Store
+	people    PersonSource
+	now       func() time.Time
+	log       *slog.Logger
+	onChanged func(ctx context.Context, personID string)
+	changedTO time.Duration
 }
 
 // NewService returns a Service, or an error if Store or People is missing.
@@ -52,14 +80,38 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 	if cfg.People == nil {
 		return nil, errors.New("booking: NewService: People is required")
 	}
-	s := &Service{store: cfg.Store, people: cfg.People, now: cfg.Now, log: cfg.Logger}
+	s := &Service{store: cfg.Store, people: cfg.People, now: cfg.Now, log: cfg.Logger,
+		onChanged: cfg.OnPersonChanged, changedTO: cfg.PersonChangedTimeout}
 	if s.now == nil {
 		s.now = time.Now
 	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	if s.onChanged == nil {
+		if inv, ok := cfg.People.(PersonInvalidator); ok {
+			s.onChanged = inv.Invalidate
+		}
+	}
+	if s.changedTO <= 0 {
+		s.changedTO = DefaultPersonChangedTimeout
+	}
 	return s, nil
+}
+
+// personChanged runs the OnPersonChanged hook after a committed change.
+func (s *Service) personChanged(ctx context.Context, personID string) {
+	if s.onChanged == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.changedTO)
+	defer cancel()
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.ErrorContext(ctx, "person change hook panicked; the booking change stands", "panic", fmt.Sprint(v))
+		}
+	}()
+	s.onChanged(ctx, personID)
 }
 
 // BookRequest is a person's request to book a first dose.
@@ -114,6 +166,7 @@ func (s *Service) lookup(ctx context.Context, c *Campaign, personID string, toke
 	p, err := s.people.Person(ctx, personID)
 	switch ErrorCode(err) {
 	case "":
+		p.ID = personID // book for the authenticated person, whatever id form the source gives
 		return subject{person: p, birth: p.BirthDate}, nil
 	case ENOTFOUND, EUNKNOWNPERSON:
 		return subject{}, &Error{Code: EUNKNOWNPERSON, Message: "The registry does not know this person.", Err: err}
@@ -200,17 +253,37 @@ func refusal(d Decision) error {
 	return Errorf(d.Reason, "%s", msg)
 }
 
-// Book books a first dose for req.PersonID. It returns the new booking,
-// confirmed, or provisional when the registry could not answer and the
-// campaign's policy is Provisional and the request carries a birth date.
+// Book books req.PersonID's next dose (1, or the one after the doses the
+// registry says they received) at req.ClinicID on req.Date, and returns
+// the booking: confirmed, or provisional when the registry could not
+// answer and the campaign's policy is Provisional and the request carries
+// a birth date.
+//
+// Dose 1 of a product with two or more doses also reserves dose 2 at the
+// same clinic, in the same transaction, on the first date of
+// SecondDoseDates (the interval date, else the nearest within the
+// tolerance, the earlier on ties) with a dose left in the clinic's dose-2
+// pool. The returned dose 1 names it in LinkedID (BookDoses returns both).
+// A later dose booked alone draws from the dose-2 pool.
 //
 // Returns EINVALID for a malformed request (empty ids, a product the campaign
-// does not offer, a date outside the vaccination range, an unknown clinic or
+// does not offer, a date outside the dose's dates, an unknown clinic or
 // one that does not administer the product); ENOTFOUND for an unknown
 // campaign; EUNKNOWNPERSON, ENOTELIGIBLE, EREGISTRYDOWN from the person
 // lookup; the CanBook refusal code (ENOTINCOHORT, ENOTYOURDAY, …); ESOLDOUT
-// and EALREADYBOOKED from the store. Nothing is written on error.
+// and EALREADYBOOKED from the store; ESECONDDOSE when dose 2 has no date
+// with a dose left. Nothing is written on error.
 func (s *Service) Book(ctx context.Context, req BookRequest) (*Booking, error) {
+	bs, err := s.BookDoses(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return bs[0], nil
+}
+
+// BookDoses is Book returning every booking it made: the requested dose
+// first, then the dose 2 reserved with it, if any.
+func (s *Service) BookDoses(ctx context.Context, req BookRequest) ([]*Booking, error) {
 	if strings.TrimSpace(req.PersonID) == "" || strings.TrimSpace(req.CampaignID) == "" ||
 		strings.TrimSpace(req.ClinicID) == "" || strings.TrimSpace(req.Product) == "" || req.Date.IsZero() {
 		return nil, Errorf(EINVALID, "person, campaign, clinic, product and date are required")
@@ -219,68 +292,129 @@ func (s *Service) Book(ctx context.Context, req BookRequest) (*Booking, error) {
 	if err != nil {
 		return nil, err
 	}
-	product, err := s.checkSlot(ctx, c, req.ClinicID, req.Product, req.Date)
+	product, err := s.checkSlot(ctx, c, req.ClinicID, req.Product)
 	if err != nil {
 		return nil, err
 	}
-	sub, err := s.lookup(ctx, c, req.PersonID, req.BirthDate)
+	// Any dose's dates before asking the registry; the dose's own after.
+	if err := checkDate(c, product, product.DosesOf(), req.Date); err != nil {
+		return nil, err
+	}
+	sub, d, err := s.admit(ctx, c, req.PersonID, req.BirthDate, &product)
 	if err != nil {
 		return nil, err
 	}
-	if err := eligible(sub.person, product); err != nil {
+	bs, err := s.place(ctx, c, product, sub, d, req.ClinicID, req.Date, req.Traceparent)
+	if err != nil {
 		return nil, err
 	}
-	now := s.now()
-	d := CanBook(c, sub.birth, now)
-	if !d.OK {
-		return nil, refusal(d)
-	}
+	s.personChanged(ctx, req.PersonID)
+	return bs, nil
+}
 
+// admit looks the person up, checks what the registry says (for product,
+// when known) and applies the campaign's phases now.
+func (s *Service) admit(ctx context.Context, c *Campaign, personID string, tokenBirth Date, product *Product) (subject, Decision, error) {
+	sub, err := s.lookup(ctx, c, personID, tokenBirth)
+	if err != nil {
+		return subject{}, Decision{}, err
+	}
+	if sub.person.Excluded {
+		return subject{}, Decision{}, Errorf(ENOTELIGIBLE, "The person is excluded from this campaign.")
+	}
+	if product != nil {
+		if err := eligible(sub.person, *product); err != nil {
+			return subject{}, Decision{}, err
+		}
+	}
+	d := CanBook(c, sub.birth, s.now())
+	if !d.OK {
+		return subject{}, Decision{}, refusal(d)
+	}
+	return sub, d, nil
+}
+
+// place books sub's next dose of product at clinicID on date, with dose 2
+// when it is dose 1 of a multi-dose product, in one transaction. The
+// caller has checked the clinic and the person's eligibility.
+func (s *Service) place(ctx context.Context, c *Campaign, product Product, sub subject, d Decision, clinicID string, date Date, traceparent string) ([]*Booking, error) {
 	dose, wave := sub.person.DosesReceived+1, d.Wave
+	if err := checkDate(c, product, dose, date); err != nil {
+		return nil, err
+	}
 	if dose >= 2 {
 		wave = OpenWave // later doses draw from the single dose-2 pool (see SplitSupply)
 	}
+	now := s.now()
 	status, typ := StatusConfirmed, EventBookingConfirmed
 	if sub.provisional {
 		status, typ = StatusProvisional, EventBookingProvisional
 	}
 	first := &Booking{
-		ID: NewID(), PersonID: req.PersonID, CampaignID: c.ID, ClinicID: req.ClinicID,
-		Date: req.Date, Product: product.ID, Dose: dose,
+		ID: NewID(), PersonID: sub.person.ID, CampaignID: c.ID, ClinicID: clinicID,
+		Date: date, Product: product.ID, Dose: dose,
 		Wave: wave, Status: status, CreatedAt: now.UTC(), UpdatedAt: now.UTC(),
 	}
-	bookings := planDoses(c, product, first)
-	events := make([]Event, len(bookings))
-	for i, b := range bookings {
-		events[i] = NewEvent(typ, b, nil, req.Traceparent, now)
-	}
-	if err := s.store.CreateBookings(ctx, bookings, events); err != nil {
+	bookings := []*Booking{first}
+	if dose == 1 && product.DosesOf() >= 2 {
+		second := *first
+		second.ID, second.Dose, second.Wave, second.LinkedID = NewID(), 2, OpenWave, first.ID
+		first.LinkedID = second.ID
+		bookings = append(bookings, &second)
+		err := s.store.Reserve(ctx, Reservation{
+			Create: bookings, Flex: &second, FlexDates: SecondDoseDates(product, date),
+			Events: func() []Event {
+				return []Event{NewEvent(typ, first, nil, traceparent, now), NewEvent(typ, &second, nil, traceparent, now)}
+			},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("create booking with dose 2: %w", err)
+		}
+	} else if err := s.store.CreateBookings(ctx, bookings, []Event{NewEvent(typ, first, nil, traceparent, now)}); err != nil {
 		return nil, fmt.Errorf("create booking: %w", err)
 	}
-	s.log.InfoContext(ctx, "booking created", "booking_id", first.ID, "campaign_id", c.ID,
-		"clinic_id", first.ClinicID, "dose", first.Dose, "wave", first.Wave, "status", string(first.Status))
-	return first, nil
+	for _, b := range bookings {
+		s.log.InfoContext(ctx, "booking created", "booking_id", b.ID, "campaign_id", c.ID,
+			"clinic_id", b.ClinicID, "date", b.Date.String(), "dose", b.Dose, "wave", b.Wave, "status", string(b.Status))
+	}
+	return bookings, nil
 }
 
-// planDoses lists the bookings one Book call creates, first among them.
-//
-// Extension point: reserving dose 2 together with dose 1 (interval and
-// tolerance from the Product, quota of the dose-2 pool, ESECONDDOSE when no
-// date in the tolerance has a dose) belongs here; Store.CreateBookings
-// already takes several bookings in one transaction. Today only the first
-// dose is booked.
-func planDoses(_ *Campaign, _ Product, first *Booking) []*Booking {
-	return []*Booking{first}
+// SecondDoseDates lists the dates dose 2 may take when dose 1 of p is on
+// dose1, in order of preference: dose1 + IntervalDays, then the dates up to
+// ToleranceDays either side of it, nearest first and the earlier of two
+// equally near first. It is nil for a single-dose product.
+func SecondDoseDates(p Product, dose1 Date) []Date {
+	if p.DosesOf() < 2 {
+		return nil
+	}
+	target := dose1.AddDays(p.IntervalDays)
+	out := []Date{target}
+	for k := 1; k <= p.ToleranceDays; k++ {
+		out = append(out, target.AddDays(-k), target.AddDays(k))
+	}
+	return out
 }
 
-// checkSlot validates a product, clinic and vaccination date for campaign c.
-func (s *Service) checkSlot(ctx context.Context, c *Campaign, clinicID, productID string, date Date) (Product, error) {
+// checkDate checks that date is one on which dose n of product p may be
+// booked: the vaccination dates for dose 1; for a later dose, from the
+// first vaccination date to the last date of SupplyDates for that dose.
+func checkDate(c *Campaign, p Product, n int, date Date) error {
+	from, to := c.VaccinationFrom, c.VaccinationTo
+	if n >= 2 {
+		_, to = SupplyDates(c, p, n)
+	}
+	if date.Before(from) || date.After(to) {
+		return Errorf(EINVALID, "date %s is outside the dates %s..%s for dose %d", date, from, to, n)
+	}
+	return nil
+}
+
+// checkSlot validates a product and clinic for campaign c.
+func (s *Service) checkSlot(ctx context.Context, c *Campaign, clinicID, productID string) (Product, error) {
 	product, ok := c.Product(productID)
 	if !ok {
 		return Product{}, Errorf(EINVALID, "product %q is not offered by this campaign", productID)
-	}
-	if date.Before(c.VaccinationFrom) || date.After(c.VaccinationTo) {
-		return Product{}, Errorf(EINVALID, "date %s is outside the vaccination dates %s..%s", date, c.VaccinationFrom, c.VaccinationTo)
 	}
 	clinic, err := s.store.Clinic(ctx, clinicID)
 	if ErrorCode(err) == ENOTFOUND {
@@ -339,28 +473,70 @@ func (s *Service) owned(ctx context.Context, personID, id string) (*Booking, *Ca
 }
 
 // Cancel cancels personID's booking id and returns the dose to the wave it
-// came from. Returns ENOTFOUND if the booking does not exist or belongs to
-// someone else, EALREADYCANCELLED, ECHANGENOTALLOWED (see CanChange), or
+// came from. Cancelling a dose 1 also cancels the dose 2 reserved with it
+// (LinkedID) with reason "dose1_cancelled", in the same transaction, both
+// doses going back to their quotas and both getting a BookingCancelled
+// event. Cancelling a dose 2 alone is allowed and leaves its dose 1 as it
+// is (the person keeps dose 1 and books dose 2 again once the registry
+// records dose 1 as given). Returns the cancelled booking.
+//
+// Returns ENOTFOUND if the booking does not exist or belongs to someone
+// else, EALREADYCANCELLED, ECHANGENOTALLOWED (see CanChange), or
 // EREGISTRYDOWN when the rule needs the person's birth date and the
 // registry cannot answer.
-//
-// Extension point: once dose 2 is reserved with dose 1, cancelling dose 1
-// also cancels dose 2 with reason "dose1_cancelled", in the same call to
-// Store.CancelBookings.
 func (s *Service) Cancel(ctx context.Context, personID, bookingID, traceparent string) (*Booking, error) {
-	b, c, _, err := s.owned(ctx, personID, bookingID)
-	if err != nil {
-		return nil, err
+	for attempt := 1; ; attempt++ {
+		b, c, _, err := s.owned(ctx, personID, bookingID)
+		if err != nil {
+			return nil, err
+		}
+		linked, err := s.activeLinked(ctx, b)
+		if err != nil {
+			return nil, err
+		}
+		now := s.now()
+		out := *b
+		out.Status, out.CancelReason, out.UpdatedAt = StatusCancelled, ReasonPerson, now.UTC()
+		cancel := []*Booking{&out}
+		if linked != nil {
+			l := *linked
+			l.Status, l.CancelReason, l.UpdatedAt = StatusCancelled, ReasonDose1Cancelled, now.UTC()
+			cancel = append(cancel, &l)
+		}
+		events := make([]Event, len(cancel))
+		for i, x := range cancel {
+			events[i] = NewEvent(EventBookingCancelled, x, nil, traceparent, now)
+		}
+		err = s.store.CancelBookings(ctx, cancel, events)
+		if ErrorCode(err) == EALREADYCANCELLED && len(cancel) > 1 && attempt < 3 {
+			continue // one of the two was cancelled meanwhile: read them again
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cancel booking %s: %w", b.ID, err)
+		}
+		for _, x := range cancel {
+			s.log.InfoContext(ctx, "booking cancelled", "booking_id", x.ID, "campaign_id", c.ID, "dose", x.Dose, "wave", x.Wave, "reason", x.CancelReason)
+		}
+		s.personChanged(ctx, personID)
+		return &out, nil
 	}
-	now := s.now()
-	out := *b
-	out.Status, out.CancelReason, out.UpdatedAt = StatusCancelled, "person", now.UTC()
-	ev := NewEvent(EventBookingCancelled, &out, nil, traceparent, now)
-	if err := s.store.CancelBookings(ctx, []*Booking{&out}, []Event{ev}); err != nil {
-		return nil, fmt.Errorf("cancel booking %s: %w", b.ID, err)
+}
+
+// activeLinked returns the active dose 2 reserved with dose 1 b, or nil.
+func (s *Service) activeLinked(ctx context.Context, b *Booking) (*Booking, error) {
+	if b.Dose != 1 || b.LinkedID == "" {
+		return nil, nil
 	}
-	s.log.InfoContext(ctx, "booking cancelled", "booking_id", b.ID, "campaign_id", c.ID, "wave", b.Wave, "reason", out.CancelReason)
-	return &out, nil
+	l, err := s.store.Booking(ctx, b.PersonID, b.LinkedID)
+	switch {
+	case ErrorCode(err) == ENOTFOUND:
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("get linked booking %s: %w", b.LinkedID, err)
+	case !l.Active():
+		return nil, nil
+	}
+	return l, nil
 }
 
 // Reschedule moves personID's booking id to another clinic and/or date,
@@ -368,13 +544,20 @@ func (s *Service) Cancel(ctx context.Context, personID, bookingID, traceparent s
 // dose comes from the wave CanBook gives now (the open wave in catch-up and
 // open phases); when the person may change but not book now (a
 // ChangeOutsideWindow phase outside their window) it stays in the booking's
-// wave. Later doses stay in the dose-2 pool (OpenWave). Moving to the clinic and date it already has returns the booking
-// unchanged.
+// wave. Later doses stay in the dose-2 pool (OpenWave). Moving to the
+// clinic and date it already has returns the booking unchanged.
+//
+// Rescheduling a dose 1 moves its active dose 2 with it, in the same
+// transaction: to the new clinic, on the first of SecondDoseDates of the
+// new date with a dose left there (ESECONDDOSE if none; nothing changes).
+// A dose 2 reserved with a dose 1 that is still active may move on its
+// own, to any clinic that administers the product, but only to a date
+// within the product's tolerance of its interval date (else EINVALID).
 //
 // Returns ENOTFOUND if the booking does not exist or belongs to someone
 // else, EINVALID for a bad clinic or date (as Book), EALREADYCANCELLED,
 // ECHANGENOTALLOWED, EREGISTRYDOWN (as Cancel), ESOLDOUT when the target has
-// no dose left, in which case nothing changes.
+// no dose left, ESECONDDOSE as above; nothing changes on error.
 func (s *Service) Reschedule(ctx context.Context, personID, bookingID, clinicID string, date Date, traceparent string) (*Booking, error) {
 	if strings.TrimSpace(clinicID) == "" || date.IsZero() {
 		return nil, Errorf(EINVALID, "clinic and date are required")
@@ -383,11 +566,22 @@ func (s *Service) Reschedule(ctx context.Context, personID, bookingID, clinicID 
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.checkSlot(ctx, c, clinicID, b.Product, date); err != nil {
+	product, err := s.checkSlot(ctx, c, clinicID, b.Product)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkDate(c, product, b.Dose, date); err != nil {
+		return nil, err
+	}
+	if err := s.checkDose2Date(ctx, b, product, date); err != nil {
 		return nil, err
 	}
 	if b.ClinicID == clinicID && b.Date == date {
 		return b, nil
+	}
+	linked, err := s.activeLinked(ctx, b)
+	if err != nil {
+		return nil, err
 	}
 	now := s.now()
 	moved := *b
@@ -395,14 +589,56 @@ func (s *Service) Reschedule(ctx context.Context, personID, bookingID, clinicID 
 	if d := CanBook(c, birth, now); d.OK && b.Dose < 2 {
 		moved.Wave = d.Wave
 	}
-	prev := &EventPrevious{ClinicID: b.ClinicID, Date: b.Date}
-	ev := NewEvent(EventBookingRescheduled, &moved, prev, traceparent, now)
-	if err := s.store.MoveBookings(ctx, []Move{{Old: b, New: &moved}}, []Event{ev}); err != nil {
+	event := func(nb, old *Booking) Event {
+		return NewEvent(EventBookingRescheduled, nb, &EventPrevious{ClinicID: old.ClinicID, Date: old.Date}, traceparent, now)
+	}
+	movedAll := []*Booking{&moved}
+	if linked == nil {
+		err = s.store.MoveBookings(ctx, []Move{{Old: b, New: &moved}}, []Event{event(&moved, b)})
+	} else {
+		m2 := *linked
+		m2.ClinicID, m2.UpdatedAt = clinicID, now.UTC()
+		movedAll = append(movedAll, &m2)
+		err = s.store.Reserve(ctx, Reservation{
+			Moves: []Move{{Old: b, New: &moved}, {Old: linked, New: &m2}},
+			Flex:  &m2, FlexDates: SecondDoseDates(product, date),
+			Events: func() []Event { return []Event{event(&moved, b), event(&m2, linked)} },
+		})
+	}
+	if err != nil {
 		return nil, fmt.Errorf("reschedule booking %s: %w", b.ID, err)
 	}
-	s.log.InfoContext(ctx, "booking rescheduled", "booking_id", b.ID, "campaign_id", c.ID,
-		"clinic_id", moved.ClinicID, "from_wave", b.Wave, "wave", moved.Wave)
+	for _, x := range movedAll {
+		s.log.InfoContext(ctx, "booking rescheduled", "booking_id", x.ID, "campaign_id", c.ID,
+			"clinic_id", x.ClinicID, "date", x.Date.String(), "dose", x.Dose, "wave", x.Wave)
+	}
+	s.personChanged(ctx, personID)
 	return &moved, nil
+}
+
+// checkDose2Date refuses moving a dose 2 whose dose 1 is active to a date
+// outside the tolerance around dose 1's interval date.
+func (s *Service) checkDose2Date(ctx context.Context, b *Booking, p Product, date Date) error {
+	if b.Dose != 2 || b.LinkedID == "" {
+		return nil
+	}
+	d1, err := s.store.Booking(ctx, b.PersonID, b.LinkedID)
+	switch {
+	case ErrorCode(err) == ENOTFOUND:
+		return nil
+	case err != nil:
+		return fmt.Errorf("get linked booking %s: %w", b.LinkedID, err)
+	case !d1.Active():
+		return nil
+	}
+	dates := SecondDoseDates(p, d1.Date)
+	for _, d := range dates {
+		if d == date {
+			return nil
+		}
+	}
+	return Errorf(EINVALID, "dose 2 must be within %d day(s) of %s, %d days after dose 1 on %s",
+		p.ToleranceDays, dates[0], p.IntervalDays, d1.Date)
 }
 
 // Booking returns personID's booking id. Returns ENOTFOUND if it does not
@@ -433,8 +669,9 @@ func (s *Service) Bookings(ctx context.Context, personID string) ([]*Booking, er
 // ConfirmProvisional marks a provisional booking confirmed after the registry
 // verified the person, writing a BookingConfirmed event. It is for the
 // registry sync consumer, not the public API, and is idempotent: a booking
-// already confirmed is returned unchanged. Returns ENOTFOUND for an unknown
-// id, EALREADYCANCELLED for a cancelled booking.
+// already confirmed is returned unchanged. A dose 2 reserved with a dose 1
+// is verified through its own event. Returns ENOTFOUND for an unknown id,
+// EALREADYCANCELLED for a cancelled booking.
 func (s *Service) ConfirmProvisional(ctx context.Context, bookingID string) (*Booking, error) {
 	b, err := s.store.BookingByID(ctx, bookingID)
 	if err != nil {
@@ -454,36 +691,61 @@ func (s *Service) ConfirmProvisional(ctx context.Context, bookingID string) (*Bo
 		return nil, fmt.Errorf("confirm booking %s: %w", b.ID, err)
 	}
 	s.log.InfoContext(ctx, "provisional booking confirmed", "booking_id", b.ID, "campaign_id", b.CampaignID)
+	s.personChanged(ctx, b.PersonID)
 	return &out, nil
 }
 
 // CancelProvisional cancels a provisional booking the registry refused,
 // freeing the dose through the store with a BookingCancelled event. reason
-// is recorded as the booking's CancelReason ("" means "ineligible"). It is
-// for the registry sync consumer and is idempotent: a booking already
-// cancelled is returned unchanged. Returns ENOTFOUND for an unknown id and
-// ECONFLICT for a booking that is confirmed, not provisional.
+// is recorded as the booking's CancelReason ("" means "ineligible"). A
+// dose 1's active dose 2 is cancelled with it (reason "dose1_cancelled"),
+// in the same transaction. It is for the registry sync consumer and is
+// idempotent: a booking already cancelled is returned unchanged. Returns
+// ENOTFOUND for an unknown id and ECONFLICT for a booking that is
+// confirmed, not provisional.
 func (s *Service) CancelProvisional(ctx context.Context, bookingID, reason string) (*Booking, error) {
-	b, err := s.store.BookingByID(ctx, bookingID)
-	if err != nil {
-		return nil, fmt.Errorf("get booking %s: %w", bookingID, err)
-	}
-	switch b.Status {
-	case StatusCancelled:
-		return b, nil
-	case StatusConfirmed:
-		return nil, Errorf(ECONFLICT, "The booking is confirmed, not provisional.")
-	}
 	if reason == "" {
-		reason = "ineligible"
+		reason = ReasonIneligible
 	}
-	now := s.now()
-	out := *b
-	out.Status, out.CancelReason, out.UpdatedAt = StatusCancelled, reason, now.UTC()
-	ev := NewEvent(EventBookingCancelled, &out, nil, "", now)
-	if err := s.store.CancelBookings(ctx, []*Booking{&out}, []Event{ev}); err != nil {
-		return nil, fmt.Errorf("cancel provisional booking %s: %w", b.ID, err)
+	for attempt := 1; ; attempt++ {
+		b, err := s.store.BookingByID(ctx, bookingID)
+		if err != nil {
+			return nil, fmt.Errorf("get booking %s: %w", bookingID, err)
+		}
+		switch b.Status {
+		case StatusCancelled:
+			return b, nil
+		case StatusConfirmed:
+			return nil, Errorf(ECONFLICT, "The booking is confirmed, not provisional.")
+		}
+		linked, err := s.activeLinked(ctx, b)
+		if err != nil {
+			return nil, err
+		}
+		now := s.now()
+		out := *b
+		out.Status, out.CancelReason, out.UpdatedAt = StatusCancelled, reason, now.UTC()
+		cancel := []*Booking{&out}
+		if linked != nil {
+			l := *linked
+			l.Status, l.CancelReason, l.UpdatedAt = StatusCancelled, ReasonDose1Cancelled, now.UTC()
+			cancel = append(cancel, &l)
+		}
+		events := make([]Event, len(cancel))
+		for i, x := range cancel {
+			events[i] = NewEvent(EventBookingCancelled, x, nil, "", now)
+		}
+		err = s.store.CancelBookings(ctx, cancel, events)
+		if ErrorCode(err) == EALREADYCANCELLED && attempt < 3 {
+			continue // cancelled meanwhile: read again (and answer idempotently)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cancel provisional booking %s: %w", b.ID, err)
+		}
+		for _, x := range cancel {
+			s.log.InfoContext(ctx, "provisional booking cancelled", "booking_id", x.ID, "campaign_id", x.CampaignID, "reason", x.CancelReason)
+		}
+		s.personChanged(ctx, b.PersonID)
+		return &out, nil
 	}
-	s.log.InfoContext(ctx, "provisional booking cancelled", "booking_id", b.ID, "campaign_id", b.CampaignID, "reason", reason)
-	return &out, nil
 }

@@ -33,7 +33,10 @@ type fixture struct {
 	logs   *bytes.Buffer
 }
 
-var vaxDate = d("2021-09-01")
+var (
+	vaxDate   = d("2021-09-01")
+	dose2Date = d("2021-10-13") // vaxDate + 42 days
+)
 
 func newFixture(t *testing.T, policy booking.RegistryPolicy) *fixture {
 	t.Helper()
@@ -62,6 +65,8 @@ func newFixture(t *testing.T, policy booking.RegistryPolicy) *fixture {
 	for _, clinic := range []string{"c1", "c2"} {
 		qs := booking.SplitSupply(f.c, booking.Supply{CampaignID: f.c.ID, ClinicID: clinic, Date: vaxDate, Product: "pfizer", Dose: 1, Doses: 110})
 		qs = append(qs, booking.SplitSupply(f.c, booking.Supply{CampaignID: f.c.ID, ClinicID: clinic, Date: vaxDate, Product: "pfizer", Dose: 2, Doses: 20})...)
+		// Dose 2 of a dose 1 on vaxDate: 42 days later (10-13), 3 days' tolerance.
+		qs = append(qs, booking.SplitSupply(f.c, booking.Supply{CampaignID: f.c.ID, ClinicID: clinic, Date: dose2Date, Product: "pfizer", Dose: 2, Doses: 200})...)
 		if err := f.store.SetQuotas(ctx, qs); err != nil {
 			t.Fatal(err)
 		}
@@ -131,13 +136,23 @@ func TestBook(t *testing.T) {
 	if f.booked("c1", 1) != 1 {
 		t.Errorf("wave 1 booked = %d, want 1", f.booked("c1", 1))
 	}
+	// Dose 2 is reserved with dose 1: 42 days later at the same clinic,
+	// from the dose-2 pool, the two linked; one event each.
 	evs := f.store.allEvents()
-	if len(evs) != 1 || evs[0].Type != booking.EventBookingConfirmed || evs[0].Key != "p9" {
+	if len(evs) != 2 || evs[0].Type != booking.EventBookingConfirmed || evs[0].Key != "p9" || evs[1].Type != booking.EventBookingConfirmed || evs[1].Key != "p9" {
 		t.Fatalf("events = %+v", evs)
 	}
 	p := payload(t, evs[0])
-	if p.Booking.ID != b.ID || p.Booking.Status != booking.StatusConfirmed || p.Booking.Wave != 1 || p.EventID != evs[0].ID {
+	if p.Booking.ID != b.ID || p.Booking.Status != booking.StatusConfirmed || p.Booking.Wave != 1 || p.EventID != evs[0].ID || p.Booking.LinkedID != b.LinkedID || b.LinkedID == "" {
 		t.Errorf("payload = %+v", p)
+	}
+	p2 := payload(t, evs[1])
+	if p2.Booking.ID != b.LinkedID || p2.Booking.LinkedID != b.ID || p2.Booking.Dose != 2 || p2.Booking.Date != dose2Date ||
+		p2.Booking.ClinicID != "c1" || p2.Booking.Wave != booking.OpenWave || p2.Booking.Status != booking.StatusConfirmed {
+		t.Errorf("dose 2 payload = %+v", p2)
+	}
+	if n := f.store.quota(quotaKey{f.c.ID, "c1", dose2Date, "pfizer", 2, booking.OpenWave}).Booked; n != 1 {
+		t.Errorf("dose-2 pool on %s booked %d, want 1", dose2Date, n)
 	}
 	if evs[0].Headers[booking.HeaderTraceparent] == "" {
 		t.Error("traceparent not carried to the event")
@@ -147,7 +162,7 @@ func TestBook(t *testing.T) {
 		t.Errorf("Booking = %+v, %v", got, err)
 	}
 	list, err := f.svc.Bookings(ctx, "p9")
-	if err != nil || len(list) != 1 {
+	if err != nil || len(list) != 2 {
 		t.Errorf("Bookings = %v, %v", list, err)
 	}
 
@@ -281,8 +296,13 @@ func TestRegistryDownPolicy(t *testing.T) {
 			t.Errorf("booking = %+v, want provisional from wave 1", b)
 		}
 		evs := f.store.allEvents()
-		if len(evs) != 1 || evs[0].Type != booking.EventBookingProvisional || payload(t, evs[0]).Booking.Status != booking.StatusProvisional {
-			t.Errorf("events = %+v", evs)
+		if len(evs) != 2 {
+			t.Fatalf("events = %+v, want dose 1 and dose 2", evs)
+		}
+		for _, e := range evs {
+			if e.Type != booking.EventBookingProvisional || payload(t, e).Booking.Status != booking.StatusProvisional {
+				t.Errorf("event = %s %s", e.Type, e.Payload)
+			}
 		}
 	})
 	t.Run("provisional without a token birth date", func(t *testing.T) {
@@ -367,9 +387,17 @@ func TestCancel(t *testing.T) {
 		t.Errorf("dose not returned to wave 1: booked %d", f.booked("c1", 1))
 	}
 	evs := f.store.allEvents()
-	last := evs[len(evs)-1]
+	last := evs[len(evs)-2]
 	if last.Type != booking.EventBookingCancelled || payload(t, last).Reason != "person" || payload(t, last).Booking.Status != booking.StatusCancelled {
 		t.Errorf("event = %s %s", last.Type, last.Payload)
+	}
+	// Its dose 2 goes with it.
+	d2 := evs[len(evs)-1]
+	if p := payload(t, d2); d2.Type != booking.EventBookingCancelled || p.Reason != booking.ReasonDose1Cancelled || p.Booking.ID != b.LinkedID || p.Booking.Status != booking.StatusCancelled {
+		t.Errorf("dose 2 event = %s %s", d2.Type, d2.Payload)
+	}
+	if n := f.store.quota(quotaKey{f.c.ID, "c1", dose2Date, "pfizer", 2, booking.OpenWave}).Booked; n != 0 {
+		t.Errorf("dose 2 not returned: pool booked %d", n)
 	}
 	_, err = f.svc.Cancel(ctx, "p9", b.ID, "")
 	wantCode(t, err, booking.EALREADYCANCELLED)
@@ -419,10 +447,16 @@ func TestReschedule(t *testing.T) {
 		t.Errorf("c1 wave 1 booked %d, c2 wave 1 booked %d; want 0 and 1", f.booked("c1", 1), f.booked("c2", 1))
 	}
 	evs := f.store.allEvents()
-	last := evs[len(evs)-1]
+	last := evs[len(evs)-2]
 	p := payload(t, last)
 	if last.Type != booking.EventBookingRescheduled || p.Previous == nil || p.Previous.ClinicID != "c1" || p.Previous.Date != vaxDate || p.Booking.ClinicID != "c2" {
 		t.Errorf("event = %s %s", last.Type, last.Payload)
+	}
+	// Dose 2 moved with it, to the new clinic.
+	d2 := evs[len(evs)-1]
+	if p := payload(t, d2); d2.Type != booking.EventBookingRescheduled || p.Booking.ID != b.LinkedID || p.Booking.ClinicID != "c2" ||
+		p.Booking.Date != dose2Date || p.Previous == nil || p.Previous.ClinicID != "c1" {
+		t.Errorf("dose 2 event = %s %s", d2.Type, d2.Payload)
 	}
 
 	// Moving to where it already is changes nothing.
@@ -507,8 +541,11 @@ func TestProvisionalLifecycle(t *testing.T) {
 		t.Errorf("dose not freed: booked %d, was %d", f.booked("c1", 1), before)
 	}
 	evs = f.store.allEvents()
-	if last := evs[len(evs)-1]; last.Type != booking.EventBookingCancelled || payload(t, last).Reason != "ineligible" {
+	if last := evs[len(evs)-2]; last.Type != booking.EventBookingCancelled || payload(t, last).Reason != "ineligible" || payload(t, last).Booking.ID != b2.ID {
 		t.Errorf("event %s %s", last.Type, last.Payload)
+	}
+	if last := evs[len(evs)-1]; last.Type != booking.EventBookingCancelled || payload(t, last).Reason != booking.ReasonDose1Cancelled || payload(t, last).Booking.ID != b2.LinkedID {
+		t.Errorf("dose 2 event %s %s", last.Type, last.Payload)
 	}
 	if got, err := f.svc.CancelProvisional(ctx, b2.ID, ""); err != nil || got.Status != booking.StatusCancelled {
 		t.Errorf("second CancelProvisional = %+v, %v", got, err)

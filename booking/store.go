@@ -53,6 +53,15 @@ type Store interface {
 	// Returns ESOLDOUT if a target row has no dose left; nothing changes.
 	MoveBookings(ctx context.Context, moves []Move, events []Event) error
 
+	// Reserve writes a Reservation (new and moved bookings, one of which
+	// may take the first of several dates) with its events in one
+	// transaction. Fixed quota rows are taken first: ESOLDOUT if one has no
+	// dose left; then the flexible booking takes the first of its dates
+	// whose row has a dose left: ESECONDDOSE if none has. EALREADYBOOKED,
+	// ENOTFOUND, ECONFLICT and EALREADYCANCELLED as CreateBookings and
+	// MoveBookings. Nothing is written on error.
+	Reserve(ctx context.Context, r Reservation) error
+
 	// SetStatus changes a booking's status (provisional -> confirmed) with the events.
 	SetStatus(ctx context.Context, id string, from, to Status, at time.Time, events []Event) error
 
@@ -73,4 +82,25 @@ type Store interface {
 type Move struct {
 	Old *Booking
 	New *Booking
+}
+
+// Reservation is what Store.Reserve writes in one transaction: booking dose
+// 1 with dose 2, or moving them together. Its Flex booking's date is
+// chosen by the store, inside the transaction, so that "the nearest date
+// with a dose left" is decided atomically with taking it.
+type Reservation struct {
+	// Create are new bookings, as in CreateBookings.
+	Create []*Booking
+	// Moves are rescheduled bookings, as in MoveBookings.
+	Moves []Move
+	// Flex, when set, is one of the bookings above (a pointer in Create or
+	// the New of a move) whose Date the store chooses: the first of
+	// FlexDates whose quota row (Flex's clinic, product, dose and wave) has
+	// a dose left. The store sets Flex.Date to it.
+	Flex      *Booking
+	FlexDates []Date
+	// Events returns the events to write once every date is fixed. It is
+	// called inside the transaction, possibly more than once when the
+	// transaction is retried, and must only build events.
+	Events func() []Event
 }

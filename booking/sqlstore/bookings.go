@@ -104,7 +104,26 @@ func (db *DB) CreateBookings(ctx context.Context, bookings []*booking.Booking, e
 	if len(bookings) == 0 {
 		return booking.Errorf(booking.EINVALID, "no booking to create")
 	}
+	if err := prepareNew(bookings); err != nil {
+		return err
+	}
 	deltas := make(map[quotaKey]int, len(bookings))
+	for _, b := range bookings {
+		deltas[keyOf(b)]++
+	}
+	return db.inOutboxTx(ctx, "create bookings", events, func(tx *sqlx.Tx) error {
+		if err := db.applyDeltas(ctx, tx, deltas); err != nil {
+			return err
+		}
+		if err := db.insertBookings(ctx, tx, bookings); err != nil {
+			return err
+		}
+		return db.insertEvents(ctx, tx, events)
+	})
+}
+
+// prepareNew validates new bookings and normalizes their timestamps.
+func prepareNew(bookings []*booking.Booking) error {
 	now := time.Now().UTC()
 	for _, b := range bookings {
 		if err := validateNew(b); err != nil {
@@ -118,27 +137,26 @@ func (db *DB) CreateBookings(ctx context.Context, bookings []*booking.Booking, e
 		}
 		b.CreatedAt = b.CreatedAt.UTC().Truncate(time.Microsecond)
 		b.UpdatedAt = b.UpdatedAt.UTC().Truncate(time.Microsecond)
-		deltas[keyOf(b)]++
 	}
-	return db.inOutboxTx(ctx, "create bookings", events, func(tx *sqlx.Tx) error {
-		if err := db.applyDeltas(ctx, tx, deltas); err != nil {
-			return err
-		}
-		st, err := db.statements(ctx)
+	return nil
+}
+
+// insertBookings inserts new bookings in tx.
+func (db *DB) insertBookings(ctx context.Context, tx *sqlx.Tx, bookings []*booking.Booking) error {
+	st, err := db.statements(ctx)
+	if err != nil {
+		return err
+	}
+	ins := tx.StmtxContext(ctx, st.insertBooking)
+	for _, b := range bookings {
+		_, err := ins.ExecContext(ctx, b.ID, b.PersonID, b.CampaignID, b.ClinicID, db.dialect.dateArg(b.Date),
+			b.Product, b.Dose, b.Wave, string(b.Status), b.CancelReason,
+			db.dialect.timeArg(b.CreatedAt), db.dialect.timeArg(b.UpdatedAt), b.LinkedID)
 		if err != nil {
-			return err
+			return db.bookingInsertError(err)
 		}
-		ins := tx.StmtxContext(ctx, st.insertBooking)
-		for _, b := range bookings {
-			_, err := ins.ExecContext(ctx, b.ID, b.PersonID, b.CampaignID, b.ClinicID, db.dialect.dateArg(b.Date),
-				b.Product, b.Dose, b.Wave, string(b.Status), b.CancelReason,
-				db.dialect.timeArg(b.CreatedAt), db.dialect.timeArg(b.UpdatedAt))
-			if err != nil {
-				return db.bookingInsertError(err)
-			}
-		}
-		return db.insertEvents(ctx, tx, events)
-	})
+	}
+	return nil
 }
 
 func (db *DB) bookingInsertError(err error) error {
@@ -283,6 +301,26 @@ func (db *DB) MoveBookings(ctx context.Context, moves []booking.Move, events []b
 	if len(moves) == 0 {
 		return booking.Errorf(booking.EINVALID, "no booking to move")
 	}
+	if err := validateMoves(moves); err != nil {
+		return err
+	}
+	return db.inOutboxTx(ctx, "move bookings", events, func(tx *sqlx.Tx) error {
+		deltas := make(map[quotaKey]int, 2*len(moves))
+		stored, err := db.readMoves(ctx, tx, moves, deltas, nil)
+		if err != nil {
+			return err
+		}
+		if err := db.applyDeltas(ctx, tx, deltas); err != nil {
+			return err
+		}
+		if err := db.updateMoves(ctx, tx, moves, stored); err != nil {
+			return err
+		}
+		return db.insertEvents(ctx, tx, events)
+	})
+}
+
+func validateMoves(moves []booking.Move) error {
 	for _, m := range moves {
 		if m.Old == nil || m.New == nil {
 			return booking.Errorf(booking.EINVALID, "a move needs the old and the new booking")
@@ -294,46 +332,137 @@ func (db *DB) MoveBookings(ctx context.Context, moves []booking.Move, events []b
 			return booking.Errorf(booking.EINVALID, "a move keeps the booking's id, person, campaign and dose")
 		}
 	}
-	return db.inOutboxTx(ctx, "move bookings", events, func(tx *sqlx.Tx) error {
-		stored := make([]*booking.Booking, len(moves))
-		deltas := make(map[quotaKey]int, 2*len(moves))
-		for i, m := range moves {
-			cur, err := db.current(ctx, tx, m.New.ID)
-			if err != nil {
-				return err
-			}
-			if cur.PersonID != m.New.PersonID {
-				return booking.Errorf(booking.ENOTFOUND, "booking not found")
-			}
-			if !cur.Active() {
-				return booking.Errorf(booking.EALREADYCANCELLED, "booking is cancelled")
-			}
-			if keyOf(cur) != keyOf(m.Old) {
-				return booking.Errorf(booking.ECONFLICT, "booking changed since it was read; reload and try again")
-			}
-			if slices.ContainsFunc(stored[:i], func(s *booking.Booking) bool { return s.ID == cur.ID }) {
-				return booking.Errorf(booking.EINVALID, "booking listed twice")
-			}
-			stored[i] = cur
-			deltas[keyOf(cur)]--
+	return nil
+}
+
+// readMoves reads each moved booking in tx, checks it is the caller's,
+// active and unchanged, and adds the move to deltas: −1 where it is, +1
+// where it goes (except for flex, whose row the caller takes itself).
+func (db *DB) readMoves(ctx context.Context, tx *sqlx.Tx, moves []booking.Move, deltas map[quotaKey]int, flex *booking.Booking) ([]*booking.Booking, error) {
+	stored := make([]*booking.Booking, len(moves))
+	for i, m := range moves {
+		cur, err := db.current(ctx, tx, m.New.ID)
+		if err != nil {
+			return nil, err
+		}
+		if cur.PersonID != m.New.PersonID {
+			return nil, booking.Errorf(booking.ENOTFOUND, "booking not found")
+		}
+		if !cur.Active() {
+			return nil, booking.Errorf(booking.EALREADYCANCELLED, "booking is cancelled")
+		}
+		if keyOf(cur) != keyOf(m.Old) {
+			return nil, booking.Errorf(booking.ECONFLICT, "booking changed since it was read; reload and try again")
+		}
+		if slices.ContainsFunc(stored[:i], func(s *booking.Booking) bool { return s.ID == cur.ID }) {
+			return nil, booking.Errorf(booking.EINVALID, "booking listed twice")
+		}
+		stored[i] = cur
+		deltas[keyOf(cur)]--
+		if m.New != flex {
 			deltas[keyOf(m.New)]++
+		}
+	}
+	return stored, nil
+}
+
+// updateMoves writes the moved bookings, guarded by what readMoves read.
+func (db *DB) updateMoves(ctx context.Context, tx *sqlx.Tx, moves []booking.Move, stored []*booking.Booking) error {
+	for i, m := range moves {
+		at := m.New.UpdatedAt
+		if at.IsZero() {
+			at = time.Now()
+		}
+		args := append([]any{m.New.ClinicID, db.dialect.dateArg(m.New.Date), m.New.Product, m.New.Wave,
+			string(m.New.Status), db.dialect.timeArg(at)}, db.unchangedArgs(stored[i])...)
+		if err := execGuarded(ctx, tx, db.q.moveBooking, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Reserve implements booking.Store: creates and moves in one transaction;
+// the fixed quota rows are taken in key order first, then Flex takes the
+// first of FlexDates with a dose left (one conditional decrement per date
+// tried, so the choice and the take are atomic).
+func (db *DB) Reserve(ctx context.Context, r booking.Reservation) error {
+	if len(r.Create)+len(r.Moves) == 0 {
+		return booking.Errorf(booking.EINVALID, "nothing to reserve")
+	}
+	if err := prepareNew(r.Create); err != nil {
+		return err
+	}
+	if err := validateMoves(r.Moves); err != nil {
+		return err
+	}
+	if r.Flex != nil {
+		listed := slices.Contains(r.Create, r.Flex) || slices.ContainsFunc(r.Moves, func(m booking.Move) bool { return m.New == r.Flex })
+		if !listed || len(r.FlexDates) == 0 {
+			return booking.Errorf(booking.EINVALID, "the flexible booking must be one of the reservation's, with dates to choose from")
+		}
+	}
+	var events []booking.Event
+	err := db.inTx(ctx, "reserve", func(tx *sqlx.Tx) error {
+		deltas := make(map[quotaKey]int, len(r.Create)+2*len(r.Moves))
+		stored, err := db.readMoves(ctx, tx, r.Moves, deltas, r.Flex)
+		if err != nil {
+			return err
+		}
+		for _, b := range r.Create {
+			if b != r.Flex {
+				deltas[keyOf(b)]++
+			}
 		}
 		if err := db.applyDeltas(ctx, tx, deltas); err != nil {
 			return err
 		}
-		for i, m := range moves {
-			at := m.New.UpdatedAt
-			if at.IsZero() {
-				at = time.Now()
-			}
-			args := append([]any{m.New.ClinicID, db.dialect.dateArg(m.New.Date), m.New.Product, m.New.Wave,
-				string(m.New.Status), db.dialect.timeArg(at)}, db.unchangedArgs(stored[i])...)
-			if err := execGuarded(ctx, tx, db.q.moveBooking, args...); err != nil {
+		if r.Flex != nil {
+			if err := db.takeFirstDate(ctx, tx, r.Flex, r.FlexDates); err != nil {
 				return err
 			}
 		}
+		if err := db.insertBookings(ctx, tx, r.Create); err != nil {
+			return err
+		}
+		if err := db.updateMoves(ctx, tx, r.Moves, stored); err != nil {
+			return err
+		}
+		events = nil
+		if r.Events != nil {
+			events = r.Events()
+		}
 		return db.insertEvents(ctx, tx, events)
 	})
+	if err == nil && len(events) > 0 {
+		db.outboxCommitted()
+	}
+	return err
+}
+
+// takeFirstDate takes one dose from the first of dates whose row (b's
+// clinic, product, dose and wave) has one left, and sets b.Date to it.
+// ESECONDDOSE when none has.
+func (db *DB) takeFirstDate(ctx context.Context, tx *sqlx.Tx, b *booking.Booking, dates []booking.Date) error {
+	st, err := db.statements(ctx)
+	if err != nil {
+		return err
+	}
+	take := tx.StmtxContext(ctx, st.take)
+	for _, d := range dates {
+		res, err := take.ExecContext(ctx, 1, b.CampaignID, b.ClinicID, db.dialect.dateArg(d), b.Product, b.Dose, b.Wave, 1)
+		if err != nil {
+			return fmt.Errorf("take dose %d: %w", b.Dose, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("take dose %d: %w", b.Dose, err)
+		} else if n == 1 {
+			b.Date = d
+			return nil
+		}
+	}
+	return booking.Errorf(booking.ESECONDDOSE, "No dose %d of %s is left at clinic %s between %s and %s.",
+		b.Dose, b.Product, b.ClinicID, slices.MinFunc(dates, booking.Date.Compare), slices.MaxFunc(dates, booking.Date.Compare))
 }
 
 // SetStatus implements booking.Store. Returns ENOTFOUND if the booking
@@ -432,7 +561,7 @@ func scanBooking(s scanner) (*booking.Booking, error) {
 		created, updated dbTime
 	)
 	err := s.Scan(&b.ID, &b.PersonID, &b.CampaignID, &b.ClinicID, &date, &b.Product, &b.Dose, &b.Wave,
-		&status, &b.CancelReason, &created, &updated)
+		&status, &b.CancelReason, &created, &updated, &b.LinkedID)
 	if err != nil {
 		return nil, err
 	}

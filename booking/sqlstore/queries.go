@@ -25,12 +25,12 @@ const (
 		WHERE ` + sqlQuotaKey + ` AND booked >= ?`
 
 	sqlInsertBooking = `INSERT INTO bookings
-		(id, person_id, campaign_id, clinic_id, vdate, product, dose, wave, status, cancel_reason, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		(id, person_id, campaign_id, clinic_id, vdate, product, dose, wave, status, cancel_reason, created_at, updated_at, linked_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	sqlInsertOutbox = `INSERT INTO outbox (id, aggregate_key, event_type, payload, headers, created_at)
 		VALUES (?, ?, ?, ?, ?, ?)`
 
-	sqlBookingColumns = `id, person_id, campaign_id, clinic_id, vdate, product, dose, wave, status, cancel_reason, created_at, updated_at`
+	sqlBookingColumns = `id, person_id, campaign_id, clinic_id, vdate, product, dose, wave, status, cancel_reason, created_at, updated_at, linked_id`
 	sqlBookingByID    = `SELECT ` + sqlBookingColumns + ` FROM bookings WHERE id = ?`
 	sqlBookingOfOwner = `SELECT ` + sqlBookingColumns + ` FROM bookings WHERE id = ? AND person_id = ?`
 	sqlBookingsOf     = `SELECT ` + sqlBookingColumns + ` FROM bookings WHERE person_id = ? ORDER BY created_at DESC, id DESC`
