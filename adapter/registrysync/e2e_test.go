@@ -90,6 +90,10 @@ func newSystemOn(t testing.TB, dsn string, people booking.PersonSource, reg *reg
 		cs = append(cs, booking.Clinic{ID: id, Name: "Clinic " + id, Region: "11-110", Products: []string{"pfizer"}})
 		qs = append(qs, booking.Quota{CampaignID: c.ID, ClinicID: id, Date: slot, Product: "pfizer",
 			Dose: 1, Wave: booking.OpenWave, Capacity: capacity})
+		// Booking dose 1 of pfizer also reserves dose 2, an interval later.
+		p, _ := c.Product("pfizer")
+		qs = append(qs, booking.Quota{CampaignID: c.ID, ClinicID: id, Date: slot.AddDays(p.IntervalDays), Product: "pfizer",
+			Dose: 2, Wave: booking.OpenWave, Capacity: capacity})
 	}
 	if err := store.PutClinics(ctx, cs); err != nil {
 		t.Fatal(err)
@@ -198,7 +202,7 @@ func TestEndToEndCrashBetweenPublishAndMark(t *testing.T) {
 		if err != nil {
 			t.Fatalf("book %d: %v", i, err)
 		}
-		ids = append(ids, b.ID)
+		ids = append(ids, b.ID, b.LinkedID) // dose 1 and the dose 2 reserved with it
 	}
 	crash := errors.New("killed")
 	var crashed bool
@@ -217,7 +221,7 @@ func TestEndToEndCrashBetweenPublishAndMark(t *testing.T) {
 	run(t, c.Run)
 	waitFor(t, 30*time.Second, "every booking in the registry", func() bool {
 		_, active := reg.Reservations()
-		return active == n && c.Stats().Deduplicated >= 20
+		return active == len(ids) && c.Stats().Deduplicated >= 20
 	})
 	for _, id := range ids {
 		if rec, cancels := reg.WritesFor(id); rec != 1 || cancels != 0 {
@@ -256,7 +260,7 @@ func TestEndToEndRegistryOutageDuringBookingStream(t *testing.T) {
 		if err != nil {
 			t.Fatalf("booking %d during registry outage: %v", i, err)
 		}
-		ids = append(ids, b.ID)
+		ids = append(ids, b.ID, b.LinkedID) // dose 1 and the dose 2 reserved with it
 	}
 	waitFor(t, 20*time.Second, "consumer paused", func() bool { return c.Stats().Paused })
 	if err := reg.SetFaults(registry.Faults{}); err != nil {
@@ -264,7 +268,7 @@ func TestEndToEndRegistryOutageDuringBookingStream(t *testing.T) {
 	}
 	waitFor(t, 30*time.Second, "every booking in the registry", func() bool {
 		_, active := reg.Reservations()
-		return active == n
+		return active == len(ids)
 	})
 	for _, id := range ids {
 		if rec, _ := reg.WritesFor(id); rec != 1 {
