@@ -1,0 +1,252 @@
+package load
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/yeyak/yeyak/booking/admission"
+	"github.com/yeyak/yeyak/mocks/population"
+)
+
+// scripted is a target that speaks the /v1 API for the flow tests, with a
+// booking endpoint the test scripts. The real target (yeyakd) is what the
+// integration test drives; this one makes the rare answers happen on cue.
+type scripted struct {
+	book func(w http.ResponseWriter, r *http.Request, n int64) // n counts booking calls from 1
+	mux  *http.ServeMux
+
+	bookCalls atomic.Int64
+	mu        sync.Mutex
+	keys      []string
+	booked    map[string]string // person → booking id
+}
+
+func newScripted(t *testing.T, book func(w http.ResponseWriter, r *http.Request, n int64)) *scripted {
+	s := &scripted{book: book, mux: http.NewServeMux(), booked: map[string]string{}}
+	js := func(w http.ResponseWriter, status int, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(v)
+	}
+	person := func(r *http.Request) string { return strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ") }
+	s.mux.HandleFunc("GET /v1/campaigns", func(w http.ResponseWriter, r *http.Request) {
+		js(w, 200, map[string]any{"campaigns": []any{map[string]any{"id": "demo", "products": []any{map[string]any{"id": "pfizer"}},
+			"vaccination": map[string]any{"from": "2030-01-01", "to": "2030-01-01"}, "time_zone": "Asia/Seoul"}}})
+	})
+	s.mux.HandleFunc("POST /demo/token", func(w http.ResponseWriter, r *http.Request) {
+		var b struct {
+			PersonID string `json:"person_id"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&b)
+		js(w, 200, map[string]any{"access_token": b.PersonID})
+	})
+	s.mux.HandleFunc("GET /v1/me/eligibility", func(w http.ResponseWriter, r *http.Request) {
+		js(w, 200, map[string]any{"eligible": true, "reason": "eligible"})
+	})
+	s.mux.HandleFunc("GET /v1/clinics", func(w http.ResponseWriter, r *http.Request) {
+		js(w, 200, map[string]any{"wave": 0, "clinics": []any{map[string]any{"id": "C1",
+			"availability": []any{map[string]any{"date": r.URL.Query().Get("date"), "product": "pfizer", "remaining": 5}}}}})
+	})
+	s.mux.HandleFunc("POST /v1/bookings", func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.keys = append(s.keys, r.Header.Get("Idempotency-Key"))
+		s.mu.Unlock()
+		s.book(w, r, s.bookCalls.Add(1))
+	})
+	s.mux.HandleFunc("GET /v1/bookings", func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		id, ok := s.booked[person(r)]
+		s.mu.Unlock()
+		list := []any{}
+		if ok {
+			list = append(list, map[string]any{"id": id, "campaign_id": "demo", "clinic_id": "C1", "date": "2030-01-01", "product": "pfizer", "status": "confirmed"})
+		}
+		js(w, 200, map[string]any{"bookings": list})
+	})
+	return s
+}
+
+func (s *scripted) created(w http.ResponseWriter, r *http.Request) {
+	p := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	s.mu.Lock()
+	s.booked[p] = "B-" + p
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	_ = json.NewEncoder(w).Encode(map[string]any{"booking": map[string]any{"id": "B-" + p, "campaign_id": "demo",
+		"clinic_id": "C1", "date": "2030-01-01", "product": "pfizer", "status": "confirmed"}})
+}
+
+func apiErr(w http.ResponseWriter, status int, code string, retryable bool, retryAfter string) {
+	if retryAfter != "" {
+		w.Header().Set("Retry-After", retryAfter)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{"code": code, "message": "m", "retryable": retryable}})
+}
+
+func runOne(t *testing.T, h http.Handler, cfg Config) *Summary {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	cfg.Target = srv.URL
+	if cfg.People == nil {
+		cfg.People = []int{1}
+	}
+	cfg.Record = true
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	s, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestBookRetriesWithTheSameKey: 503 and 409 idempotency_in_progress are
+// retried after Retry-After with the same Idempotency-Key, and the booking
+// counts once.
+func TestBookRetriesWithTheSameKey(t *testing.T) {
+	var s *scripted
+	s = newScripted(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+		switch n {
+		case 1:
+			apiErr(w, 503, "registry_unavailable", true, "0")
+		case 2:
+			apiErr(w, 409, "idempotency_in_progress", true, "0")
+		default:
+			s.created(w, r)
+		}
+	})
+	sum := runOne(t, s.mux, Config{Shape: ShapeClosed, Concurrency: 1})
+	if sum.Booked != 1 || sum.Outcomes["booked"] != 1 || sum.Retries != 2 {
+		t.Fatalf("booked %d outcomes %v retries %d", sum.Booked, sum.Outcomes, sum.Retries)
+	}
+	if len(s.keys) != 3 || s.keys[0] != s.keys[1] || s.keys[1] != s.keys[2] || s.keys[0] == "" {
+		t.Fatalf("Idempotency-Keys %q: want one key for every attempt", s.keys)
+	}
+	if sum.Errors["book:registry_unavailable"] != 1 || sum.Errors["book:idempotency_in_progress"] != 0 {
+		t.Errorf("errors %v: 503 is an error, in-progress is flow control", sum.Errors)
+	}
+	if b := sum.Steps[StepBook]; b.Calls != 3 || b.OK != 1 || b.Codes["idempotency_in_progress"] != 1 {
+		t.Errorf("book step %+v", b)
+	}
+	if len(sum.Bookings) != 1 || sum.Bookings[0].Ack != "created" || sum.Bookings[0].PersonID != population.ID(1) {
+		t.Errorf("bookings %+v", sum.Bookings)
+	}
+}
+
+// TestRetriesAreBounded: a target that keeps answering 503 gets Attempts
+// calls, then the person gives up (failed, not booked).
+func TestRetriesAreBounded(t *testing.T) {
+	s := newScripted(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+		apiErr(w, 503, "registry_unavailable", true, "0")
+	})
+	sum := runOne(t, s.mux, Config{Shape: ShapeClosed, Concurrency: 1, Attempts: 3})
+	if got := s.bookCalls.Load(); got != 3 {
+		t.Fatalf("%d booking calls, want Attempts = 3", got)
+	}
+	if sum.Booked != 0 || sum.Outcomes["failed:book:registry_unavailable"] != 1 {
+		t.Fatalf("booked %d outcomes %v", sum.Booked, sum.Outcomes)
+	}
+}
+
+// TestAmbiguousBookingSettledByListing: the booking is made but every
+// answer is lost; the person lists their bookings and finds it.
+func TestAmbiguousBookingSettledByListing(t *testing.T) {
+	var s *scripted
+	s = newScripted(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+		p := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		s.mu.Lock()
+		s.booked[p] = "B-" + p
+		s.mu.Unlock()
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close() // the answer is lost
+		}
+	})
+	sum := runOne(t, s.mux, Config{Shape: ShapeClosed, Concurrency: 1, Attempts: 2})
+	if sum.Booked != 1 || sum.Outcomes["booked"] != 1 {
+		t.Fatalf("booked %d outcomes %v errors %v", sum.Booked, sum.Outcomes, sum.Errors)
+	}
+	if b := sum.Bookings[0]; b.Ack != "listed" || b.ID != "B-"+population.ID(1) {
+		t.Errorf("booking %+v: want found by listing", b)
+	}
+	if sum.Errors["book:transport"] != 2 || sum.Steps[StepReconcile].OK != 1 {
+		t.Errorf("errors %v reconcile %+v", sum.Errors, sum.Steps[StepReconcile])
+	}
+}
+
+// TestExpectedRefusalsAreNotErrors: a rule refusal ends the flow as
+// refused:CODE and is no error.
+func TestExpectedRefusalsAreNotErrors(t *testing.T) {
+	s := newScripted(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+		apiErr(w, 422, "not_your_rotation_day", false, "")
+	})
+	sum := runOne(t, s.mux, Config{Shape: ShapeClosed, Concurrency: 1})
+	if sum.Outcomes["refused:not_your_rotation_day"] != 1 || sum.Refusals["not_your_rotation_day"] != 1 || len(sum.Errors) != 0 {
+		t.Fatalf("outcomes %v refusals %v errors %v", sum.Outcomes, sum.Refusals, sum.Errors)
+	}
+	if s.bookCalls.Load() != 1 {
+		t.Errorf("a refusal was retried: %d calls", s.bookCalls.Load())
+	}
+}
+
+// TestWaitingRoom: behind the real admission controller at a low rate,
+// people who get 429 queue_required join the line, poll as Retry-After
+// says, and book with the pass they are given.
+func TestWaitingRoom(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits in a line for a few seconds")
+	}
+	var s *scripted
+	var passes atomic.Int64
+	s = newScripted(t, func(w http.ResponseWriter, r *http.Request, n int64) {
+		if r.Header.Get(admission.PassHeader) != "" {
+			passes.Add(1)
+		}
+		s.created(w, r)
+	})
+	person := func(r *http.Request) (string, bool) {
+		p := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		return p, p != "" && p != r.Header.Get("Authorization")
+	}
+	adm, err := admission.New(admission.Config{
+		Keys:       []admission.Key{{ID: "k1", Secret: []byte("0123456789abcdef0123456789abcdef")}},
+		PersonFunc: person, Floor: 4, Ceiling: 4, RequestsPerAdmit: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	adm.Mount(mux)
+	flow := adm.Middleware(s.mux)
+	for _, p := range []string{"GET /v1/me/eligibility", "GET /v1/clinics", "POST /v1/bookings", "GET /v1/bookings"} {
+		mux.Handle(p, flow)
+	}
+	mux.Handle("/", s.mux)
+	ids := make([]int, 16)
+	for i := range ids {
+		ids[i] = i
+	}
+	sum := runOne(t, mux, Config{Shape: ShapeClosed, Concurrency: 16, People: ids})
+	if sum.Booked != 16 || len(sum.Errors) != 0 {
+		t.Fatalf("booked %d errors %v outcomes %v", sum.Booked, sum.Errors, sum.Outcomes)
+	}
+	q := sum.Steps[StepQueueWait]
+	if q.Calls == 0 || sum.Steps[StepQueueJoin].OK == 0 {
+		t.Fatalf("nobody went through the waiting room at 4 people/s: %+v", sum.Steps)
+	}
+	if passes.Load() == 0 {
+		t.Error("no booking carried a pass")
+	}
+	t.Logf("%d of 16 people waited in line, wait p50 %.0f ms max %.0f ms, %d polls", q.Calls, q.P50Ms, q.MaxMs, sum.Steps[StepQueuePoll].Calls)
+}
