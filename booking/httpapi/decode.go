@@ -30,6 +30,81 @@ type RescheduleRequest struct {
 	Date     booking.Date `json:"date"`
 }
 
+// AssignRequest is the body of POST /v1/bookings:assign.
+type AssignRequest struct {
+	CampaignID string `json:"campaign_id"`
+	Near       *Point `json:"near"`
+	// Product and Dates narrow the candidates (optional).
+	Product string         `json:"product,omitempty"`
+	Dates   []booking.Date `json:"dates,omitempty"`
+	// RadiusKm bounds the search (optional; default 10, at most 100).
+	RadiusKm float64 `json:"radius_km,omitempty"`
+}
+
+// Point is a place on Earth in degrees.
+type Point struct {
+	Lat *float64 `json:"lat"`
+	Lon *float64 `json:"lon"`
+}
+
+// maxAssignDates bounds the dates of an assign request.
+const maxAssignDates = 31
+
+// DecodeAssignRequest strictly decodes an assign request body (the rules of
+// DecodeBookingRequest; near is required, product and dates optional).
+func DecodeAssignRequest(body []byte) (AssignRequest, error) {
+	var req AssignRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return req, err
+	}
+	if err := checkID("campaign_id", req.CampaignID); err != nil {
+		return req, err
+	}
+	if req.Near == nil || req.Near.Lat == nil || req.Near.Lon == nil {
+		return req, booking.Errorf(booking.EINVALID, "near is required: {\"lat\":…,\"lon\":…}")
+	}
+	if err := checkPoint(*req.Near.Lat, *req.Near.Lon); err != nil {
+		return req, err
+	}
+	if req.Product != "" {
+		if err := checkID("product", req.Product); err != nil {
+			return req, err
+		}
+	}
+	if len(req.Dates) > maxAssignDates {
+		return req, booking.Errorf(booking.EINVALID, "at most %d dates", maxAssignDates)
+	}
+	for _, d := range req.Dates {
+		if d.IsZero() {
+			return req, booking.Errorf(booking.EINVALID, "dates must be YYYY-MM-DD")
+		}
+	}
+	if err := checkRadius(req.RadiusKm, true); err != nil {
+		return req, err
+	}
+	return req, nil
+}
+
+// checkPoint refuses coordinates off the globe (and NaN).
+func checkPoint(lat, lon float64) error {
+	if !(lat >= -90 && lat <= 90) || !(lon >= -180 && lon <= 180) {
+		return booking.Errorf(booking.EINVALID, "near must be a latitude in [-90, 90] and a longitude in [-180, 180]")
+	}
+	return nil
+}
+
+// checkRadius refuses radii outside (0, clinicsearch.MaxRadiusKm]; zero
+// means the default when allowed.
+func checkRadius(r float64, zeroOK bool) error {
+	if r == 0 && zeroOK {
+		return nil
+	}
+	if !(r > 0 && r <= maxRadiusKm) {
+		return booking.Errorf(booking.EINVALID, "radius_km must be more than 0 and at most %d", maxRadiusKm)
+	}
+	return nil
+}
+
 // maxIDLen bounds every id-like field of a request.
 const maxIDLen = 64
 

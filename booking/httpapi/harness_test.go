@@ -43,6 +43,7 @@ const (
 	personA       = "P0000000001" // digit 9: may book today
 	personB       = "P0000000002" // digit 9: may book today
 	personC       = "P0000000003" // digit 2: not their rotation day
+	personD       = "P0000000004" // digit 9: may book today
 	personUnknown = "P0000000099" // not in the registry
 )
 
@@ -50,6 +51,7 @@ var births = map[string]booking.Date{
 	personA: booking.MustDate("1990-05-19"),
 	personB: booking.MustDate("1985-03-29"),
 	personC: booking.MustDate("1991-07-12"),
+	personD: booking.MustDate("1979-11-09"),
 }
 
 type people struct{}

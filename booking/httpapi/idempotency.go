@@ -58,6 +58,14 @@ func requestHash(req BookingRequest) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// assignHash is requestHash for POST /v1/bookings:assign; the endpoint is
+// part of the hash, so one key cannot serve both endpoints.
+func assignHash(req AssignRequest) string {
+	b, _ := json.Marshal(req)
+	sum := sha256.Sum256(append([]byte("assign\x00"), b...))
+	return hex.EncodeToString(sum[:])
+}
+
 // MemoryIdempotency is an in-memory IdempotencyStore (keys never expire);
 // for tests and single-process demos.
 type MemoryIdempotency struct {

@@ -84,6 +84,8 @@ type clinicsResponse struct {
 	Wave    int          `json:"wave"`
 	AsOf    time.Time    `json:"as_of"`
 	Clinics []clinicJSON `json:"clinics"`
+	// NextCursor continues a near search; absent on its last page.
+	NextCursor string `json:"next_cursor,omitempty"`
 }
 
 type clinicJSON struct {
@@ -92,6 +94,8 @@ type clinicJSON struct {
 	Region       string             `json:"region"`
 	Lat          float64            `json:"lat"`
 	Lon          float64            `json:"lon"`
+	// DistanceKm is set by near searches.
+	DistanceKm   *float64           `json:"distance_km,omitempty"`
 	Availability []availabilityJSON `json:"availability"`
 }
 

@@ -8,14 +8,17 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/yeyak/yeyak/booking"
+	"github.com/yeyak/yeyak/booking/clinicsearch"
 	"github.com/yeyak/yeyak/booking/httpapi/auth"
 )
 
@@ -24,6 +27,7 @@ type Service interface {
 	Campaigns(ctx context.Context) ([]*booking.Campaign, error)
 	Eligibility(ctx context.Context, personID, campaignID string, tokenBirth booking.Date) (booking.Decision, error)
 	Book(ctx context.Context, req booking.BookRequest) (*booking.Booking, error)
+	Assign(ctx context.Context, req booking.AssignRequest) (*booking.Booking, error)
 	Cancel(ctx context.Context, personID, bookingID, traceparent string) (*booking.Booking, error)
 	Reschedule(ctx context.Context, personID, bookingID, clinicID string, date booking.Date, traceparent string) (*booking.Booking, error)
 	Booking(ctx context.Context, personID, id string) (*booking.Booking, error)
@@ -148,6 +152,7 @@ func (s *Server) routes() {
 	s.mux.Handle("GET /v1/clinics", s.maybeAuthed(s.flow(http.HandlerFunc(s.clinics))))
 	s.mux.Handle("GET /v1/me/eligibility", s.authed(s.eligibility))
 	s.mux.Handle("POST /v1/bookings", s.authed(s.book))
+	s.mux.Handle("POST /v1/bookings:assign", s.authed(s.assign))
 	s.mux.Handle("GET /v1/bookings", s.authed(s.listBookings))
 	s.mux.Handle("GET /v1/bookings/{id}", s.authed(s.getBooking))
 	s.mux.Handle("DELETE /v1/bookings/{id}", s.authed(s.cancel))
@@ -161,7 +166,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // flowRoutes are the booking-flow route patterns reported to Observe.
 var flowRoutes = map[string]bool{
-	"GET /v1/clinics": true, "GET /v1/me/eligibility": true, "POST /v1/bookings": true,
+	"GET /v1/clinics": true, "GET /v1/me/eligibility": true, "POST /v1/bookings": true, "POST /v1/bookings:assign": true,
 	"GET /v1/bookings": true, "GET /v1/bookings/{id}": true, "DELETE /v1/bookings/{id}": true,
 	"POST /v1/bookings/{id}/reschedule": true,
 }
@@ -396,12 +401,17 @@ func (s *Server) campaigns(w http.ResponseWriter, r *http.Request) {
 const (
 	DefaultClinicLimit = 20
 	MaxClinicLimit     = 200
+	// MaxNearLimit is the most clinics one page of a near search returns.
+	MaxNearLimit = clinicsearch.MaxLimit
+	maxRadiusKm  = clinicsearch.MaxRadiusKm
 )
 
 // clinics answers from the snapshot. remaining is for the caller's wave:
 // with a valid token, the wave the caller may book now (from the token's
 // birth date, else People); without a token, or when the caller may not
-// book now, the wave of the window now falls in (CurrentWave).
+// book now, the wave of the window now falls in (CurrentWave). With
+// near=lat,lon it is a radius search through the geo index: clinics with a
+// dose left for that wave, nearest first, paged by cursor.
 func (s *Server) clinics(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	campaignID := q.Get("campaign")
@@ -422,49 +432,123 @@ func (s *Server) clinics(w http.ResponseWriter, r *http.Request) {
 		}
 		cq.Date = d
 	}
+	near, hasNear := q["near"]
+	maxLimit := MaxClinicLimit
+	if hasNear {
+		maxLimit = MaxNearLimit
+	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxClinicLimit {
-			s.fail(w, r, "", booking.Errorf(booking.EINVALID, "limit must be an integer from 1 to %d", MaxClinicLimit))
+		if err != nil || n < 1 || n > maxLimit {
+			s.fail(w, r, "", booking.Errorf(booking.EINVALID, "limit must be an integer from 1 to %d", maxLimit))
 			return
 		}
 		cq.Limit = n
+	}
+	var nq NearQuery
+	if hasNear {
+		lat, lon, err := parseNear(near[0])
+		if err != nil {
+			s.fail(w, r, "", err)
+			return
+		}
+		nq = NearQuery{Lat: lat, Lon: lon, Cursor: q.Get("cursor")}
+		if v := q.Get("radius_km"); v != "" {
+			rk, err := strconv.ParseFloat(v, 64)
+			if err != nil || checkRadius(rk, false) != nil {
+				s.fail(w, r, "", booking.Errorf(booking.EINVALID, "radius_km must be more than 0 and at most %d", maxRadiusKm))
+				return
+			}
+			nq.RadiusKm = rk
+		}
+	} else if q.Has("cursor") || q.Has("radius_km") {
+		s.fail(w, r, "", booking.Errorf(booking.EINVALID, "cursor and radius_km go with near=lat,lon"))
+		return
 	}
 	c := s.cfg.Snapshot.Campaign(campaignID)
 	if c == nil {
 		s.fail(w, r, "", booking.Errorf(booking.ENOTFOUND, "No such campaign."))
 		return
 	}
-	now := s.now()
-	cq.Wave = CurrentWave(c, now)
-	if id, ok := IdentityFrom(r.Context()); ok {
-		birth := id.BirthDate
-		if birth.IsZero() && s.cfg.People != nil {
-			if p, err := s.cfg.People.Person(r.Context(), id.PersonID); err == nil {
-				birth = p.BirthDate
-			}
+	cq.Wave = s.callerWave(r, c, s.now())
+	out := clinicsResponse{Wave: cq.Wave, Clinics: []clinicJSON{}}
+	if hasNear {
+		nq.ClinicQuery = cq
+		list, next, asOf, ok, err := s.cfg.Snapshot.Near(nq)
+		if err != nil {
+			s.fail(w, r, "", err)
+			return
 		}
-		if !birth.IsZero() {
-			if d := booking.CanBook(c, birth, now); d.OK {
-				cq.Wave = d.Wave
-			}
+		if !ok {
+			s.fail(w, r, "", booking.Errorf(booking.ENOTFOUND, "No such campaign."))
+			return
 		}
-	}
-	list, asOf, ok := s.cfg.Snapshot.Clinics(cq)
-	if !ok {
-		s.fail(w, r, "", booking.Errorf(booking.ENOTFOUND, "No such campaign."))
-		return
-	}
-	out := clinicsResponse{Wave: cq.Wave, AsOf: asOf.UTC(), Clinics: make([]clinicJSON, 0, len(list))}
-	for _, ca := range list {
-		cj := clinicJSON{ID: ca.Clinic.ID, Name: ca.Clinic.Name, Region: ca.Clinic.Region, Lat: ca.Clinic.Lat, Lon: ca.Clinic.Lon,
-			Availability: make([]availabilityJSON, 0, len(ca.Availability))}
-		for _, a := range ca.Availability {
-			cj.Availability = append(cj.Availability, availabilityJSON(a))
+		out.AsOf, out.NextCursor = asOf.UTC(), next
+		for _, nc := range list {
+			cj := toClinicJSON(nc.ClinicAvailability)
+			d := math.Round(nc.DistanceKm*1000) / 1000
+			cj.DistanceKm = &d
+			out.Clinics = append(out.Clinics, cj)
 		}
-		out.Clinics = append(out.Clinics, cj)
+	} else {
+		list, asOf, ok := s.cfg.Snapshot.Clinics(cq)
+		if !ok {
+			s.fail(w, r, "", booking.Errorf(booking.ENOTFOUND, "No such campaign."))
+			return
+		}
+		out.AsOf = asOf.UTC()
+		for _, ca := range list {
+			out.Clinics = append(out.Clinics, toClinicJSON(ca))
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+func toClinicJSON(ca ClinicAvailability) clinicJSON {
+	cj := clinicJSON{ID: ca.Clinic.ID, Name: ca.Clinic.Name, Region: ca.Clinic.Region, Lat: ca.Clinic.Lat, Lon: ca.Clinic.Lon,
+		Availability: make([]availabilityJSON, 0, len(ca.Availability))}
+	for _, a := range ca.Availability {
+		cj.Availability = append(cj.Availability, availabilityJSON(a))
+	}
+	return cj
+}
+
+// parseNear reads near=lat,lon.
+func parseNear(v string) (lat, lon float64, err error) {
+	a, b, ok := strings.Cut(v, ",")
+	if ok {
+		lat, err = strconv.ParseFloat(strings.TrimSpace(a), 64)
+		if err == nil {
+			lon, err = strconv.ParseFloat(strings.TrimSpace(b), 64)
+		}
+	}
+	if !ok || err != nil {
+		return 0, 0, booking.Errorf(booking.EINVALID, "near must be lat,lon in degrees, e.g. near=37.5665,126.9780")
+	}
+	return lat, lon, checkPoint(lat, lon)
+}
+
+// callerWave is the wave whose doses the caller sees: with a verified
+// identity of someone who may book now, their wave (from the token's birth
+// date, else People); otherwise the wave of the window now falls in.
+func (s *Server) callerWave(r *http.Request, c *booking.Campaign, now time.Time) int {
+	wave := CurrentWave(c, now)
+	id, ok := IdentityFrom(r.Context())
+	if !ok {
+		return wave
+	}
+	birth := id.BirthDate
+	if birth.IsZero() && s.cfg.People != nil {
+		if p, err := s.cfg.People.Person(r.Context(), id.PersonID); err == nil {
+			birth = p.BirthDate
+		}
+	}
+	if !birth.IsZero() {
+		if d := booking.CanBook(c, birth, now); d.OK {
+			wave = d.Wave
+		}
+	}
+	return wave
 }
 
 func (s *Server) eligibility(w http.ResponseWriter, r *http.Request, id auth.Identity) {
@@ -519,7 +603,57 @@ func (s *Server) book(w http.ResponseWriter, r *http.Request, id auth.Identity) 
 		s.fail(w, r, id.PersonID, err)
 		return
 	}
-	hash := requestHash(req)
+	s.idempotent(w, r, id, key, requestHash(req), func(ctx context.Context) (*booking.Booking, error) {
+		return s.cfg.Service.Book(ctx, booking.BookRequest{
+			PersonID: id.PersonID, CampaignID: req.CampaignID, ClinicID: req.ClinicID,
+			Date: req.Date, Product: req.Product, BirthDate: id.BirthDate, Traceparent: traceparent(r),
+		})
+	})
+}
+
+// assign books the nearest clinic with a dose for the caller: candidates
+// come from the snapshot's geo index, nearest first; the service tries them
+// in order, passing over any sold out meanwhile.
+func (s *Server) assign(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	key := r.Header.Get("Idempotency-Key")
+	if err := checkIdempotencyKey(key); err != nil {
+		s.fail(w, r, id.PersonID, err)
+		return
+	}
+	body, err := readJSONBody(w, r)
+	if err != nil {
+		s.fail(w, r, id.PersonID, err)
+		return
+	}
+	req, err := DecodeAssignRequest(body)
+	if err != nil {
+		s.fail(w, r, id.PersonID, err)
+		return
+	}
+	c := s.cfg.Snapshot.Campaign(req.CampaignID)
+	if c == nil {
+		s.fail(w, r, id.PersonID, booking.Errorf(booking.ENOTFOUND, "No such campaign."))
+		return
+	}
+	radius := req.RadiusKm
+	if radius == 0 {
+		radius = clinicsearch.DefaultRadiusKm
+	}
+	wave := s.callerWave(r, c, s.now())
+	s.idempotent(w, r, id, key, assignHash(req), func(ctx context.Context) (*booking.Booking, error) {
+		return s.cfg.Service.Assign(ctx, booking.AssignRequest{
+			PersonID: id.PersonID, CampaignID: req.CampaignID, Product: req.Product, Dates: req.Dates,
+			Candidates: s.cfg.Snapshot.Slots(req.CampaignID, wave, *req.Near.Lat, *req.Near.Lon, radius, req.Product, req.Dates),
+			BirthDate:  id.BirthDate, Traceparent: traceparent(r),
+		})
+	})
+}
+
+// idempotent runs a booking-creating request once per (person, key): a
+// replay with the same request hash answers the stored 201, another hash
+// 422 idempotency_key_reused, a request still running 409; a failure frees
+// the key so a retry runs again.
+func (s *Server) idempotent(w http.ResponseWriter, r *http.Request, id auth.Identity, key, hash string, run func(context.Context) (*booking.Booking, error)) {
 	ctx := r.Context()
 	rec, claimed, err := s.cfg.Idempotency.Claim(ctx, id.PersonID, key, hash)
 	if err != nil {
@@ -541,10 +675,7 @@ func (s *Server) book(w http.ResponseWriter, r *http.Request, id auth.Identity) 
 	// From here the key is ours: complete or release it even if the client
 	// goes away.
 	bg := context.WithoutCancel(ctx)
-	b, err := s.cfg.Service.Book(ctx, booking.BookRequest{
-		PersonID: id.PersonID, CampaignID: req.CampaignID, ClinicID: req.ClinicID,
-		Date: req.Date, Product: req.Product, BirthDate: id.BirthDate, Traceparent: traceparent(r),
-	})
+	b, err := run(ctx)
 	if err != nil {
 		// Nothing was written: free the key so a retry runs again.
 		if rerr := s.cfg.Idempotency.Release(bg, id.PersonID, key); rerr != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/yeyak/yeyak/booking"
+	"github.com/yeyak/yeyak/booking/clinicsearch"
 )
 
 // SnapshotSource is what the clinic snapshot reads; booking.Store has it.
@@ -31,6 +32,10 @@ type SnapshotConfig struct {
 	Logger *slog.Logger
 	// Now is the clock for AsOf. nil means time.Now.
 	Now func() time.Time
+	// CursorKey signs the paging cursors of near searches. Every instance
+	// behind one load balancer needs the same key, or a cursor from one is
+	// refused by another. nil means a random key per process.
+	CursorKey []byte
 }
 
 // Snapshot is an in-memory copy of campaigns, clinics and first-dose quota
@@ -46,6 +51,8 @@ type Snapshot struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	index *clinicsearch.Index // clinics by place; rebuilt on reload
+
 	mu        sync.RWMutex
 	campaigns map[string]*campaignSnap
 	clinics   map[string]booking.Clinic
@@ -59,6 +66,8 @@ type campaignSnap struct {
 	// byWave[wave] lists clinics (sorted by id) with their rows of that
 	// wave sorted by date and product; rebuilt when a new row appears.
 	byWave map[int][]clinicRows
+	// rowsOf[wave][clinic] are the same rows, for near searches.
+	rowsOf map[int]map[string][]*quotaRow
 	dirty  bool
 }
 
@@ -94,7 +103,8 @@ func NewSnapshot(src SnapshotSource, cfg SnapshotConfig) *Snapshot {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Snapshot{src: src, cfg: cfg, poke: make(chan struct{}, 1), campaigns: map[string]*campaignSnap{}, clinics: map[string]booking.Clinic{}}
+	return &Snapshot{src: src, cfg: cfg, poke: make(chan struct{}, 1), campaigns: map[string]*campaignSnap{}, clinics: map[string]booking.Clinic{},
+		index: clinicsearch.New(clinicsearch.Config{CursorKey: cfg.CursorKey})}
 }
 
 // Start loads everything once (returning its error) and then refreshes in
@@ -165,6 +175,9 @@ func (s *Snapshot) reload(ctx context.Context) error {
 	byID := make(map[string]booking.Clinic, len(clinics))
 	for _, c := range clinics {
 		byID[c.ID] = c
+	}
+	if err := s.index.Build(clinics); err != nil {
+		return fmt.Errorf("snapshot: clinic index: %w", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -244,6 +257,7 @@ func (cs *campaignSnap) reindex() {
 		m[r.key.clinic] = append(m[r.key.clinic], r)
 	}
 	cs.byWave = make(map[int][]clinicRows, len(byWave))
+	cs.rowsOf = byWave
 	for w, m := range byWave {
 		list := make([]clinicRows, 0, len(m))
 		for id, rows := range m {
@@ -329,6 +343,121 @@ func (s *Snapshot) Clinics(q ClinicQuery) (out []ClinicAvailability, asOf time.T
 		}
 	}
 	return out, s.asOf, true
+}
+
+// NearQuery selects clinics around a point from the snapshot.
+type NearQuery struct {
+	ClinicQuery
+	// Lat and Lon are the point; RadiusKm the search radius (0 means
+	// clinicsearch.DefaultRadiusKm, at most clinicsearch.MaxRadiusKm).
+	Lat, Lon, RadiusKm float64
+	// Cursor continues an earlier page ("" for the first).
+	Cursor string
+}
+
+// NearClinic is a clinic found near a point, with its availability for
+// the query's wave.
+type NearClinic struct {
+	ClinicAvailability
+	DistanceKm float64
+}
+
+// Near answers a radius search from memory through the geo index: the
+// clinics within the radius, nearest first (ties by id), that have at
+// least one dose left for the query's wave among the rows matching Date,
+// Product and Region, each with those rows; and the cursor of the next
+// page ("" on the last). ok is false when the campaign is unknown; err is
+// EINVALID for a bad point, radius or cursor.
+func (s *Snapshot) Near(q NearQuery) (out []NearClinic, next string, asOf time.Time, ok bool, err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	cs := s.campaigns[q.CampaignID]
+	if cs == nil {
+		return nil, "", time.Time{}, false, nil
+	}
+	rowsOf := cs.rowsOf[q.Wave]
+	matching := func(clinicID string, keep func(*quotaRow)) bool {
+		cl, known := s.clinics[clinicID]
+		if !known || q.Region != "" && cl.Region != q.Region && !strings.HasPrefix(cl.Region, q.Region+"-") {
+			return false
+		}
+		stock := false
+		for _, r := range rowsOf[clinicID] {
+			if !q.Date.IsZero() && r.key.date != q.Date || q.Product != "" && r.key.product != q.Product {
+				continue
+			}
+			stock = stock || r.remaining > 0
+			if keep != nil {
+				keep(r)
+			}
+		}
+		return stock
+	}
+	page, err := s.index.Near(clinicsearch.Query{Lat: q.Lat, Lon: q.Lon, RadiusKm: q.RadiusKm, Limit: q.Limit, Cursor: q.Cursor,
+		Filter: func(id string) bool { return matching(id, nil) }})
+	if err != nil {
+		return nil, "", time.Time{}, true, err
+	}
+	out = make([]NearClinic, 0, len(page.Results))
+	for _, h := range page.Results {
+		nc := NearClinic{ClinicAvailability: ClinicAvailability{Clinic: s.clinics[h.Clinic.ID]}, DistanceKm: h.DistanceKm}
+		matching(h.Clinic.ID, func(r *quotaRow) {
+			nc.Availability = append(nc.Availability, Availability{Date: r.key.date, Product: r.key.product, Remaining: r.remaining})
+		})
+		out = append(out, nc)
+	}
+	return out, page.NextCursor, s.asOf, true, nil
+}
+
+// Slots yields, nearest clinic first, the (clinic, date, product) slots
+// within the radius that have a dose left for the wave, among the given
+// product ("" any) and dates (none: any); dates ascending within a clinic.
+// It reads the snapshot at each step (it may lag the database by a
+// refresh; the booking is checked there). For POST /v1/bookings:assign.
+func (s *Snapshot) Slots(campaignID string, wave int, lat, lon, radiusKm float64, product string, dates []booking.Date) func(yield func(booking.Slot) bool) {
+	return func(yield func(booking.Slot) bool) {
+		cursor := ""
+		for {
+			var batch []booking.Slot
+			s.mu.RLock()
+			cs := s.campaigns[campaignID]
+			if cs == nil {
+				s.mu.RUnlock()
+				return
+			}
+			rowsOf := cs.rowsOf[wave]
+			slotsOf := func(id string, keep func(booking.Slot)) bool {
+				found := false
+				for _, r := range rowsOf[id] {
+					if r.remaining <= 0 || product != "" && r.key.product != product || len(dates) > 0 && !slices.Contains(dates, r.key.date) {
+						continue
+					}
+					found = true
+					if keep != nil {
+						keep(booking.Slot{ClinicID: id, Date: r.key.date, Product: r.key.product})
+					}
+				}
+				return found
+			}
+			page, err := s.index.Near(clinicsearch.Query{Lat: lat, Lon: lon, RadiusKm: radiusKm, Limit: clinicsearch.MaxLimit, Cursor: cursor,
+				Filter: func(id string) bool { return slotsOf(id, nil) }})
+			if err == nil {
+				for _, h := range page.Results {
+					slotsOf(h.Clinic.ID, func(sl booking.Slot) { batch = append(batch, sl) })
+				}
+			}
+			s.mu.RUnlock()
+			for _, sl := range batch {
+				if !yield(sl) {
+					return
+				}
+			}
+			if err != nil || page.NextCursor == "" {
+				return
+			}
+			cursor = page.NextCursor
+		}
+	}
 }
 
 // CurrentWave is the wave of the booking window now falls in: rotation day

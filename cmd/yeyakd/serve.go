@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -339,7 +341,15 @@ func newAPI(ctx context.Context, cfg *config, db *sqlstore.DB, svc *booking.Serv
 	} else {
 		log.Warn("admission off: no waiting room in front of the booking flow")
 	}
-	snap := httpapi.NewSnapshot(db, httpapi.SnapshotConfig{Logger: log, Now: now})
+	scfg := httpapi.SnapshotConfig{Logger: log, Now: now}
+	if cfg.PersonKey != "" {
+		// Near-search cursors must verify on every instance of a fleet:
+		// derive their key from the fleet-wide secret.
+		m := hmac.New(sha256.New, []byte(cfg.PersonKey))
+		m.Write([]byte("yeyak clinic search cursor"))
+		scfg.CursorKey = m.Sum(nil)
+	}
+	snap := httpapi.NewSnapshot(db, scfg)
 	if err := snap.Start(ctx); err != nil {
 		return nil, nil, nil, fmt.Errorf("clinic snapshot: %w", err)
 	}
