@@ -89,11 +89,11 @@ type clinicsResponse struct {
 }
 
 type clinicJSON struct {
-	ID           string             `json:"id"`
-	Name         string             `json:"name"`
-	Region       string             `json:"region"`
-	Lat          float64            `json:"lat"`
-	Lon          float64            `json:"lon"`
+	ID     string  `json:"id"`
+	Name   string  `json:"name"`
+	Region string  `json:"region"`
+	Lat    float64 `json:"lat"`
+	Lon    float64 `json:"lon"`
 	// DistanceKm is set by near searches.
 	DistanceKm   *float64           `json:"distance_km,omitempty"`
 	Availability []availabilityJSON `json:"availability"`
