@@ -74,6 +74,9 @@ func (db *DB) applyDeltas(ctx context.Context, tx *sqlx.Tx, deltas map[quotaKey]
 				return fmt.Errorf("return dose: quota row %s/%s/%s/%s/%d/wave %d has fewer booked than it must return",
 					k.CampaignID, k.ClinicID, k.Date, k.Product, k.Dose, k.Wave)
 			}
+			if err := db.returnToOpenWave(ctx, tx, k, -n); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

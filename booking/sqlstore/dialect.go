@@ -76,6 +76,16 @@ func (d Dialect) nextVersion() string {
 	return "(SELECT COALESCE(MAX(version), 0) + 1 FROM quotas)"
 }
 
+// forUpdate is the locking clause that keeps read rows unchanged until
+// the transaction ends. SQLite needs none: its write transactions
+// serialize (BEGIN IMMEDIATE and the store's write lock).
+func (d Dialect) forUpdate() string {
+	if d == Postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
 // SQLiteTimeLayout is how SQLite columns hold timestamps: RFC 3339 in UTC
 // with a fixed nine-digit fraction, so text order is time order (the
 // variable-width time.RFC3339Nano form is not). time.Parse with

@@ -79,6 +79,7 @@ type queries struct {
 	clinic, clinics                                       string
 	quotas, quotasSince, quotaCapacityOf                  string
 	claimIdem, idem, completeIdem, releaseIdem, purgeIdem string
+	isRolledOver, shrinkRow, growOpenRow                  string
 }
 
 func newQueries(d Dialect) queries {
@@ -93,6 +94,7 @@ func newQueries(d Dialect) queries {
 		clinic: r(sqlClinic), clinics: r(sqlClinics),
 		quotas: r(sqlQuotas), quotasSince: r(sqlQuotasSince), quotaCapacityOf: r(sqlQuotaCapacityOf),
 		claimIdem: r(sqlClaimIdem), idem: r(sqlIdem), completeIdem: r(sqlCompleteIdem), releaseIdem: r(sqlReleaseIdem), purgeIdem: r(sqlPurgeIdem),
+		isRolledOver: r(sqlIsRolledOver), shrinkRow: r(sqlShrinkRow), growOpenRow: r(sqlGrowOpenRow),
 	}
 }
 

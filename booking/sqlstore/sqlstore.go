@@ -71,6 +71,15 @@ type DB struct {
 	stmtsMu  sync.Mutex
 	versions versionWatermark // PostgreSQL only
 	notify   *notifier        // NotifyAfterCommit only
+
+	// rolled remembers rotation waves known to have rolled over
+	// (rolledKey → true); a roll-over is never undone.
+	rolled sync.Map
+	// testHookRollOver, when set by a test, runs inside RollOverWave's
+	// transaction after the doses moved and before the roll-over is
+	// recorded as finished; an error rolls the transaction back, as a crash
+	// there would.
+	testHookRollOver func() error
 }
 
 var _ booking.Store = (*DB)(nil)
