@@ -58,6 +58,13 @@ type Cache struct {
 	refreshes      atomic.Int64
 	refreshDropped atomic.Int64
 
+	// invalSeq numbers invalidations, so that a fetch can tell whether one
+	// happened while it was in flight (shard.invalidatedSince).
+	invalSeq atomic.Uint64
+	// delq feeds the Redis deletions of Invalidate to their worker.
+	delq         chan string
+	invalDropped atomic.Int64
+
 	warmer atomic.Pointer[Warmer]
 }
 
@@ -106,10 +113,17 @@ func New(reg adapter.Registry, cfg Config) (*Cache, error) {
 	}
 	c.m = m
 	if c.rds != nil {
-		c.goOwned(func() { c.rds.subscribe(c.baseCtx, c.invalidateLocal) })
+		q := make(chan string, invalidationQueue)
+		c.delq = q
+		c.goOwned(func() { c.rds.subscribe(c.baseCtx, c.invalidateRemote) })
+		c.goOwned(func() { c.rds.runDeletes(c.baseCtx, q, c.redisDeleted) })
 	}
 	return c, nil
 }
+
+// invalidationQueue is how many Redis deletions Invalidate queues for the
+// worker before it drops them (counted, logged).
+const invalidationQueue = 16_384
 
 // Close stops background refreshes and the warmer, waits for them, and
 // closes a Redis client the cache opened itself. Lookups after Close answer
@@ -277,19 +291,33 @@ func (c *Cache) fetch(personID string, force bool) (result, error) {
 		return result{}, ErrClosed
 	}
 	defer done()
+	// Any invalidation numbered after seq0 happened while this fetch was in
+	// flight: its answer may predate the change and is stored as such.
+	seq0 := c.invalSeq.Load()
 	sh := c.mem.shard(personID)
 	if !force {
 		now := c.cfg.Now()
 		sh.mu.Lock()
 		e, ok := sh.lru.Peek(personID)
+		// An invalidated person is asked of the registry, not of Redis,
+		// whose copy is (being) deleted.
+		skipRedis := (ok && e.invalidated) || sh.redisPending(personID)
 		sh.mu.Unlock()
 		if ok && c.usable(e, now) && !e.invalidated {
 			return result{e: e, src: SourceMemory, joined: true}, nil
 		}
-		if c.rds != nil {
+		if c.rds != nil && !skipRedis {
 			if re := c.rds.get(c.baseCtx, personID); re != nil && c.usable(re, now) {
 				sh.mu.Lock()
-				if cur, ok := sh.lru.Peek(personID); !ok || cur.fetchedAt < re.fetchedAt {
+				switch cur, ok := sh.lru.Peek(personID); {
+				case sh.invalidatedSince(personID, seq0):
+					// Read while the person was being invalidated: kept
+					// only as the fallback, never as current.
+					if !re.notFound {
+						re.invalidated = true
+						sh.put(personID, re)
+					}
+				case !ok || cur.fetchedAt < re.fetchedAt:
 					sh.put(personID, re)
 				}
 				stale := !re.notFound && re.age(now) >= c.cfg.FreshTTL
@@ -313,11 +341,11 @@ func (c *Cache) fetch(personID string, force bool) (result, error) {
 	switch {
 	case err == nil:
 		e := newEntry(personID, rec, now)
-		c.store(personID, e)
+		c.store(personID, e, seq0)
 		return result{e: e, src: SourceRegistry}, nil
 	case errors.Is(err, adapter.ErrNotFound):
 		e := newNegative(personID, now)
-		c.store(personID, e)
+		c.store(personID, e, seq0)
 		return result{e: e, src: SourceRegistry}, nil
 	}
 	c.registryErrors.Add(1)
@@ -346,13 +374,25 @@ func (c *Cache) usable(e *entry, now time.Time) bool {
 	return age < c.cfg.StaleTTL
 }
 
-// store puts a freshly fetched entry in memory and in Redis.
-func (c *Cache) store(personID string, e *entry) {
+// store puts an entry fetched from the registry in memory and in Redis.
+// seq0 is c.invalSeq read before the fetch began: if the person was
+// invalidated since, the answer may predate the change, so it is kept
+// only as an invalidated entry (the next lookup asks again; it still
+// serves as the stale-if-error fallback) and not shared through Redis.
+func (c *Cache) store(personID string, e *entry, seq0 uint64) {
 	sh := c.mem.shard(personID)
 	sh.mu.Lock()
+	raced := sh.invalidatedSince(personID, seq0)
+	if raced {
+		if e.notFound {
+			sh.mu.Unlock()
+			return
+		}
+		e.invalidated = true
+	}
 	sh.put(personID, e)
 	sh.mu.Unlock()
-	if c.rds != nil {
+	if c.rds != nil && !raced {
 		c.rds.set(c.baseCtx, personID, e)
 	}
 }
@@ -399,25 +439,53 @@ func (c *Cache) Refresh(ctx context.Context, personID string) (Entry, error) {
 }
 
 // Invalidate marks the person's record as out of date, after their booking
-// changed or on demand from ops: the next lookup asks the registry (the old
-// record still answers, marked stale, if the registry cannot). It also
-// deletes the record from the Redis tier and, through Redis pub/sub, marks
-// other instances' in-process copies the same way; a Redis failure is
-// logged, not returned.
-func (c *Cache) Invalidate(ctx context.Context, personID string) {
+// changed (booking.Service's after-commit hook, the registry sync consumer
+// once the registry applied a booking or cancellation) or on demand from
+// ops. In both tiers:
+//
+//   - memory: the next lookup asks the registry (not Redis), and the old
+//     record stays only as the stale-if-error fallback; a "not found" is
+//     forgotten. A registry read already in flight when Invalidate is
+//     called (a miss, a refresh, a warmer chunk) may carry the old view:
+//     its answer is kept as invalidated too, so it cannot overwrite the
+//     invalidation.
+//   - Redis: the shared copy is deleted and the person id published on
+//     KeyPrefix+"invalidate", so every other instance does the same to its
+//     memory. This is done by a background worker, in batches: Invalidate
+//     never waits for Redis. Until the deletion is done this instance does
+//     not read the person's Redis copy. If the queue is full
+//     (invalidationQueue) or Redis fails, that deletion is dropped, counted
+//     (Stats.InvalidationsDropped) and logged: the other instances then
+//     keep their copies until FreshTTL.
+//
+// It is cheap (one shard lock, no I/O; BenchmarkInvalidate), safe to call
+// concurrently from any goroutine, never blocks and never fails. ctx is
+// accepted for symmetry with the other calls and not used: nothing waits.
+func (c *Cache) Invalidate(_ context.Context, personID string) {
 	if personID == "" {
 		return
 	}
-	c.invalidateLocal(personID)
-	c.m.invalidations.Inc()
+	queued := false
 	if c.rds != nil {
-		c.rds.del(ctx, personID)
+		select {
+		case c.delq <- personID:
+			queued = true
+		default:
+			c.dropInvalidation("queue full")
+		}
 	}
+	c.invalidateLocal(personID, queued)
+	c.m.invalidations.Inc()
 }
 
-// invalidateLocal marks the in-process entry (an invalidation of this
-// instance or, through Redis pub/sub, of another).
-func (c *Cache) invalidateLocal(personID string) {
+// invalidateRemote applies an invalidation another instance published.
+func (c *Cache) invalidateRemote(personID string) { c.invalidateLocal(personID, false) }
+
+// invalidateLocal marks the in-process entry and records the invalidation
+// for fetches in flight; redisPending says a deletion of the Redis copy is
+// queued.
+func (c *Cache) invalidateLocal(personID string, redisPending bool) {
+	seq := c.invalSeq.Add(1)
 	sh := c.mem.shard(personID)
 	sh.mu.Lock()
 	if e, ok := sh.lru.Peek(personID); ok {
@@ -427,7 +495,38 @@ func (c *Cache) invalidateLocal(personID string) {
 			e.invalidated = true
 		}
 	}
+	// A fetch in flight is bounded by RefreshTimeout (bulk chunks by the
+	// facade's deadline); marks older than a minute past it are no longer
+	// needed once Redis is done.
+	sh.markInvalidated(personID, invalMark{seq: seq, at: time.Now().UnixNano(), redisPending: redisPending},
+		c.cfg.RefreshTimeout+time.Minute)
 	sh.mu.Unlock()
+}
+
+// redisDeleted is called by the deletion worker once a batch of Redis
+// copies is deleted (or the attempt failed): this instance may read those
+// people's Redis keys again.
+func (c *Cache) redisDeleted(ids []string, err error) {
+	if err != nil {
+		c.invalDropped.Add(int64(len(ids)))
+	}
+	for _, id := range ids {
+		sh := c.mem.shard(id)
+		sh.mu.Lock()
+		if m, ok := sh.inval[id]; ok && m.redisPending {
+			m.redisPending = false
+			sh.inval[id] = m
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// dropInvalidation counts a Redis deletion that will not happen.
+func (c *Cache) dropInvalidation(why string) {
+	n := c.invalDropped.Add(1)
+	if n == 1 || n%1000 == 0 {
+		c.log.Warn("cache invalidation not propagated to Redis", "why", why, "dropped_total", n)
+	}
 }
 
 // Person implements booking.PersonSource over Get.
@@ -465,8 +564,9 @@ func PersonOf(e Entry) booking.Person {
 var _ booking.PersonSource = (*Cache)(nil)
 
 // putWarm stores records the warmer fetched in bulk, in memory and in
-// Redis (one pipeline per chunk).
-func (c *Cache) putWarm(ids []string, recs []adapter.Record) {
+// Redis (one pipeline per chunk). seq0 is c.invalSeq read before the bulk
+// call: people invalidated since are stored as invalidated (see store).
+func (c *Cache) putWarm(recs []adapter.Record, seq0 uint64) {
 	now := c.cfg.Now()
 	es := make([]*entry, 0, len(recs))
 	keys := make([]string, 0, len(recs))
@@ -477,8 +577,13 @@ func (c *Cache) putWarm(ids []string, recs []adapter.Record) {
 		e := newEntry(r.PersonID, r, now)
 		sh := c.mem.shard(r.PersonID)
 		sh.mu.Lock()
+		raced := sh.invalidatedSince(r.PersonID, seq0)
+		e.invalidated = raced
 		sh.put(r.PersonID, e)
 		sh.mu.Unlock()
+		if raced {
+			continue
+		}
 		es = append(es, e)
 		keys = append(keys, r.PersonID)
 	}

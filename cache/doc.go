@@ -37,10 +37,23 @@
 //     held (e.g. one invalidated after a booking change), it answers marked
 //     StaleIfError; else the error wraps adapter.ErrUnavailable.
 //
-// Invalidate (after a person's booking changes, or POST
-// /ops/cache/invalidate/{id}) makes the next lookup ask the registry while
-// keeping the old record as the stale-if-error fallback, and deletes the
-// Redis copy. Refresh asks the registry now.
+// # Invalidation
+//
+// Invalidate(ctx, personID) is called when a person's registry view
+// changes: by booking.Service after a booking of theirs commits, by the
+// registry sync consumer (adapter/registrysync, Config.Invalidate) once the
+// registry has applied the booking or cancellation — the moment the
+// registry's answer really changes — and by ops (POST
+// /ops/cache/invalidate/{id}). In memory the next lookup asks the registry
+// (not Redis) and the old record stays only as the stale-if-error
+// fallback; a read in flight at that moment (a miss, a refresh, a warmer
+// chunk) cannot store its possibly older answer as current. The Redis copy
+// is deleted and the id published to the other instances by a background
+// worker in batches, so Invalidate costs one shard lock and no I/O
+// (BenchmarkInvalidate: about 0.5 µs), is safe from any goroutine, never
+// blocks and never fails; a deletion the queue cannot hold or Redis refuses
+// is dropped and counted (invalidations_dropped_total). Refresh asks the
+// registry now.
 //
 // # Tiers
 //
@@ -58,10 +71,11 @@
 // RedisTimeout deadline; a failure makes the cache skip Redis for
 // RedisBackoff and is logged at most once per RedisLogInterval. A Redis
 // outage is never an error to the caller. Invalidate deletes the Redis copy
-// and publishes the person id on KeyPrefix+"invalidate"; every cache on the
-// same Redis subscribes and marks its in-process copy (an invalidation
-// published while an instance is cut off from Redis is lost to it: its copy
-// goes stale at FreshTTL).
+// and publishes the person id (tagged with the publishing instance, which
+// ignores its own echo) on KeyPrefix+"invalidate"; every cache on the same
+// Redis subscribes and marks its in-process copy (an invalidation published
+// while an instance is cut off from Redis is lost to it: its copy goes
+// stale at FreshTTL).
 //
 // # Pre-warming
 //
@@ -84,8 +98,8 @@
 // (Config.Registerer) are named yeyak_cache_*: hits_total{kind=fresh|stale},
 // misses_total, collapsed_total, stale_if_error_total, negative_hits_total,
 // evictions_total, entries, bytes, registry_calls_total, refreshes_total,
-// redis_failures_total, warmer_* (people, loaded, chunks, errors, running,
-// progress_ratio). Person ids are never logged.
+// redis_failures_total, invalidations_total, invalidations_dropped_total,
+// warmer_* (people, loaded, chunks, errors, running, progress_ratio). Person ids are never logged.
 //
 // # Sizing
 //

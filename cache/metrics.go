@@ -26,6 +26,11 @@ type Stats struct {
 	Refreshes        int64 `json:"refreshes"`         // background refreshes run
 	RefreshesDropped int64 `json:"refreshes_dropped"` // stale hits that found every refresh slot busy
 
+	// InvalidationsDropped counts invalidations whose Redis deletion (and
+	// publication to the other instances) did not happen: queue full or
+	// Redis failing. This instance's memory was invalidated all the same.
+	InvalidationsDropped int64 `json:"invalidations_dropped"`
+
 	Redis  *RedisStats   `json:"redis,omitempty"`
 	Warmer *WarmerStatus `json:"warmer,omitempty"`
 }
@@ -48,6 +53,7 @@ func (c *Cache) Stats() Stats {
 		Entries: entries, Bytes: bytes, MaxEntries: c.cfg.MaxEntries, MaxBytes: c.cfg.MaxBytes,
 		RegistryCalls: c.registryCalls.Load(), RegistryErrors: c.registryErrors.Load(),
 		Refreshes: c.refreshes.Load(), RefreshesDropped: c.refreshDropped.Load(),
+		InvalidationsDropped: c.invalDropped.Load(),
 	}
 	if c.rds != nil {
 		s.Redis = &RedisStats{Hits: c.rds.hits.Load(), Misses: c.rds.misses.Load(),
@@ -93,6 +99,7 @@ func newMetrics(c *Cache, reg prometheus.Registerer) (*metrics, error) {
 	d("refreshes_total", "Background refreshes run.")
 	d("refreshes_dropped_total", "Background refreshes skipped because every slot was busy.")
 	d("redis_failures_total", "Redis tier commands that failed or timed out.")
+	d("invalidations_dropped_total", "Invalidations not propagated to Redis and the other instances (queue full, Redis failing).")
 	d("warmer_people_total", "People looked up by the warmer.")
 	d("warmer_loaded_total", "Records the warmer loaded.")
 	d("warmer_chunks_total", "Chunks the warmer completed.")
@@ -143,6 +150,7 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		rf = s.Redis.Failures
 	}
 	counter("redis_failures_total", rf)
+	counter("invalidations_dropped_total", s.InvalidationsDropped)
 	var tot, w WarmerStatus
 	if s.Warmer != nil {
 		w = *s.Warmer

@@ -2,9 +2,12 @@ package cache
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -20,6 +23,7 @@ import (
 type redisTier struct {
 	cl       redis.UniversalClient
 	own      bool
+	origin   string // this instance's tag on the invalidations it publishes
 	prefix   string
 	cfg      Config
 	log      *slog.Logger
@@ -31,7 +35,9 @@ type redisTier struct {
 }
 
 func newRedisTier(cl redis.UniversalClient, own bool, cfg Config, log *slog.Logger) *redisTier {
-	return &redisTier{cl: cl, own: own, prefix: cfg.KeyPrefix + "elig:", cfg: cfg, log: log}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return &redisTier{cl: cl, own: own, origin: hex.EncodeToString(b[:]), prefix: cfg.KeyPrefix + "elig:", cfg: cfg, log: log}
 }
 
 // redisValue is the stored form of an entry: the record and when the
@@ -148,29 +154,74 @@ func (t *redisTier) setMany(ctx context.Context, ids []string, es []*entry) {
 	}
 }
 
-// del deletes the person's shared copy and tells the other instances to
-// invalidate theirs (pub/sub on KeyPrefix + "invalidate").
-func (t *redisTier) del(ctx context.Context, personID string) {
-	ctx, cancel := context.WithTimeout(ctx, t.cfg.RedisTimeout)
+// runDeletes deletes the Redis copies of the people Invalidate queues on q
+// and publishes their ids on KeyPrefix + "invalidate" (each tagged with
+// this instance's origin, so its own subscription ignores them), in
+// batches of up to deleteBatch per pipeline, until ctx ends; then it sends
+// what is still queued, within one more RedisTimeout. done is told about
+// every batch, with the error if it failed. Deletions are tried even
+// during the backoff after a failure: a skipped one would let other
+// instances read a record known to be out of date.
+func (t *redisTier) runDeletes(ctx context.Context, q <-chan string, done func(ids []string, err error)) {
+	batch := make([]string, 0, deleteBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case <-ctx.Done():
+			for len(q) > 0 && len(batch) < cap(batch) {
+				batch = append(batch, <-q)
+			}
+			if len(batch) > 0 {
+				fctx, cancel := context.WithTimeout(context.Background(), t.cfg.RedisTimeout)
+				done(batch, t.deleteBatch(fctx, batch))
+				cancel()
+			}
+			return
+		case id := <-q:
+			batch = append(batch, id)
+		}
+	drain:
+		for len(batch) < cap(batch) {
+			select {
+			case id := <-q:
+				batch = append(batch, id)
+			default:
+				break drain
+			}
+		}
+		done(batch, t.deleteBatch(ctx, batch))
+	}
+}
+
+// deleteBatch is how many invalidations one pipeline carries.
+const deleteBatch = 256
+
+func (t *redisTier) deleteBatch(ctx context.Context, ids []string) error {
+	ctx, cancel := context.WithTimeout(ctx, 4*t.cfg.RedisTimeout)
 	defer cancel()
-	// Tried even during the backoff: an invalidation that is skipped would
-	// let other instances read a record known to be out of date.
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = t.key(id)
+	}
 	_, err := t.cl.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, t.key(personID))
-		p.Publish(ctx, t.channel(), personID)
+		p.Del(ctx, keys...)
+		for _, id := range ids {
+			p.Publish(ctx, t.channel(), t.origin+":"+id)
+		}
 		return nil
 	})
 	if err != nil {
 		t.fail("del", err)
 	}
+	return err
 }
 
 func (t *redisTier) channel() string { return t.cfg.KeyPrefix + "invalidate" }
 
 // subscribe delivers the invalidations other instances publish to
-// invalidate until ctx ends. go-redis resubscribes after a Redis outage;
-// invalidations published meanwhile are lost (those entries go stale at
-// FreshTTL as without Redis).
+// invalidate until ctx ends (its own are ignored). go-redis resubscribes
+// after a Redis outage; invalidations published meanwhile are lost (those
+// entries go stale at FreshTTL as without Redis).
 func (t *redisTier) subscribe(ctx context.Context, invalidate func(personID string)) {
 	sub := t.cl.Subscribe(ctx, t.channel())
 	defer sub.Close()
@@ -183,8 +234,12 @@ func (t *redisTier) subscribe(ctx context.Context, invalidate func(personID stri
 			if !ok {
 				return
 			}
-			if m.Payload != "" {
-				invalidate(m.Payload)
+			origin, id, found := strings.Cut(m.Payload, ":")
+			if !found {
+				origin, id = "", m.Payload
+			}
+			if id != "" && origin != t.origin {
+				invalidate(id)
 			}
 		}
 	}

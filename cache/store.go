@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"math/bits"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
@@ -28,7 +29,49 @@ type shard struct {
 	maxBytes   int64
 	bytes      int64
 	counts     counts
-	_          [64]byte // keep neighbouring shards' locks off one cache line
+	// inval remembers recent invalidations (see Cache.Invalidate): a fetch
+	// that started before one must not store its answer as current, and
+	// while the Redis copy is being deleted this instance must not read it.
+	inval     map[string]invalMark
+	lastSweep int64    // unix nanos of the last prune of inval
+	_         [64]byte // keep neighbouring shards' locks off one cache line
+}
+
+// invalMark is one recent invalidation of a person.
+type invalMark struct {
+	seq          uint64 // Cache.invalSeq when it happened
+	at           int64  // unix nanos (wall clock), for pruning
+	redisPending bool   // the Redis copy is not deleted yet
+}
+
+// markInvalidated records an invalidation of key under the shard lock and
+// prunes marks older than keep that no longer wait for Redis.
+func (sh *shard) markInvalidated(key string, m invalMark, keep time.Duration) {
+	if sh.inval == nil {
+		sh.inval = make(map[string]invalMark)
+	}
+	sh.inval[key] = m
+	if m.at-sh.lastSweep < int64(keep) {
+		return
+	}
+	sh.lastSweep = m.at
+	for k, v := range sh.inval {
+		if !v.redisPending && m.at-v.at > int64(keep) {
+			delete(sh.inval, k)
+		}
+	}
+}
+
+// invalidatedSince reports whether key was invalidated after the
+// invalidation sequence number seq was read.
+func (sh *shard) invalidatedSince(key string, seq uint64) bool {
+	m, ok := sh.inval[key]
+	return ok && m.seq > seq
+}
+
+// redisPending reports whether key's Redis copy is being deleted.
+func (sh *shard) redisPending(key string) bool {
+	return sh.inval[key].redisPending
 }
 
 // counts are the per-shard event counters, summed by Stats.
@@ -57,6 +100,11 @@ func newStore(maxEntries int, maxBytes int64) *store {
 	if capacity >= 4096 {
 		n = 1 << min(6, bits.Len64(uint64(capacity/2048))-1)
 	}
+	return newStoreShards(maxEntries, maxBytes, n)
+}
+
+// newStoreShards is newStore with n shards (a power of two).
+func newStoreShards(maxEntries int, maxBytes int64, n int) *store {
 	s := &store{seed: maphash.MakeSeed(), mask: uint64(n - 1), shards: make([]shard, n)}
 	for i := range s.shards {
 		sh := &s.shards[i]

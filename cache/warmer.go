@@ -290,11 +290,12 @@ func (w *Warmer) chunk(ctx context.Context, digit int, after string) (n, loaded 
 	}
 	cctx, cancel := context.WithTimeout(ctx, w.cfg.ChunkTimeout)
 	defer cancel()
+	seq0 := w.c.invalSeq.Load()
 	recs, err := w.c.reg.EligibilityBulk(cctx, ids)
 	if err != nil {
 		return 0, 0, fmt.Errorf("bulk eligibility of %d people: %w", len(ids), err)
 	}
-	w.c.putWarm(ids, recs)
+	w.c.putWarm(recs, seq0)
 	w.mu.Lock()
 	w.after = ids[len(ids)-1]
 	w.st.People += int64(len(ids))
