@@ -5,7 +5,7 @@
 //
 // Wire it into an outbox.Consumer:
 //
-//	h, err := registrysync.New(registrysync.Config{Registry: facade, Verifier: service})
+//	h, err := registrysync.New(registrysync.Config{Registry: facade, Verifier: service, Invalidate: eligCache.Invalidate})
 //	c, err := outbox.NewConsumer(outbox.ConsumerConfig{
 //		Brokers: brokers, GroupID: "registry-sync", Handler: h.Handle,
 //		DB: store.DB(), Dialect: string(store.Dialect()),
@@ -38,6 +38,11 @@
 //     booking). Unknown, contraindicated, excluded or already given the
 //     dose → Verifier.CancelProvisional(id, "ineligible"), which frees the
 //     dose back to its wave the same way.
+//
+// After each event that wrote to the registry (every type but
+// BookingProvisional, which only reads), Config.Invalidate is called with
+// the person's id, so the eligibility cache forgets the registry's previous
+// view of them.
 //
 // Errors: a registry ErrRejected, an undecodable payload or an unknown
 // event type wrap outbox.ErrPermanent (dead letter); registry

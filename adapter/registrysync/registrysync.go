@@ -42,6 +42,14 @@ type Config struct {
 	// events fail permanently (dead letters) — a deployment that never
 	// books provisionally needs none.
 	Verifier Verifier
+	// Invalidate, when set, is called with the person's id after the
+	// registry has applied a booking, a cancellation or a reschedule of
+	// theirs (not after a rejection or a failure, nor for a provisional
+	// booking's verification, which only reads): the registry's view of the
+	// person has changed, so their eligibility cache entry must be
+	// refreshed. Pass (*cache.Cache).Invalidate. It must not block: it
+	// runs on the consumer's goroutine.
+	Invalidate func(ctx context.Context, personID string)
 	// Logger receives structured logs (never person ids); nil means
 	// slog.Default().
 	Logger *slog.Logger
@@ -50,9 +58,10 @@ type Config struct {
 // Handler applies booking events to the registry. Use Handle as the
 // outbox.Handler.
 type Handler struct {
-	reg adapter.Registry
-	ver Verifier
-	log *slog.Logger
+	reg        adapter.Registry
+	ver        Verifier
+	invalidate func(ctx context.Context, personID string)
+	log        *slog.Logger
 }
 
 // New returns a Handler.
@@ -63,7 +72,8 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Handler{reg: cfg.Registry, ver: cfg.Verifier, log: cfg.Logger.With("component", "registrysync")}, nil
+	return &Handler{reg: cfg.Registry, ver: cfg.Verifier, invalidate: cfg.Invalidate,
+		log: cfg.Logger.With("component", "registrysync")}, nil
 }
 
 var _ outbox.Handler = (*Handler)(nil).Handle
@@ -82,6 +92,7 @@ func (h *Handler) Handle(ctx context.Context, m outbox.Message) error {
 		eventID = m.EventID
 	}
 	var err error
+	wrote := true // the registry's view of the person changed
 	switch p.Type {
 	case booking.EventBookingConfirmed:
 		err = h.record(ctx, p.Booking.ID, p.Booking)
@@ -90,12 +101,15 @@ func (h *Handler) Handle(ctx context.Context, m outbox.Message) error {
 	case booking.EventBookingRescheduled:
 		err = h.reschedule(ctx, eventID, p.Booking)
 	case booking.EventBookingProvisional:
-		err = h.verify(ctx, p.Booking)
+		err, wrote = h.verify(ctx, p.Booking), false
 	default:
 		return fmt.Errorf("%w: unknown event type %q", outbox.ErrPermanent, p.Type)
 	}
 	if err != nil {
 		return classify(fmt.Errorf("%s booking %s: %w", p.Type, p.Booking.ID, err))
+	}
+	if wrote && h.invalidate != nil {
+		h.invalidate(ctx, p.Booking.PersonID)
 	}
 	return nil
 }
