@@ -51,6 +51,28 @@ type Summary struct {
 	Steps map[string]StepSummary `json:"steps"`
 	// Bookings are the bookings the target acknowledged (Config.Record).
 	Bookings []BookingRecord `json:"bookings,omitempty"`
+
+	hists map[string]*hdrhistogram.Histogram
+}
+
+// Histogram returns a copy of the latency histogram of step, in
+// microseconds (nil if the step made no call), to merge runs: a
+// percentile of several runs is a percentile of their merged histograms,
+// never an average of percentiles.
+func (s *Summary) Histogram(step string) *hdrhistogram.Histogram {
+	if h := s.hists[step]; h != nil {
+		return h.Clone()
+	}
+	return nil
+}
+
+// Quantile returns the q-th percentile (0..100) of h in milliseconds, 0
+// for an empty or nil histogram.
+func Quantile(h *hdrhistogram.Histogram, q float64) float64 {
+	if h == nil || h.TotalCount() == 0 {
+		return 0
+	}
+	return ms(h.ValueAtQuantile(q))
 }
 
 // PeopleCounts is Summary.People.
@@ -302,9 +324,10 @@ func (r *recorder) summary() *Summary {
 		Booked:   r.booked.Load(),
 		Retries:  r.retries.Load(),
 		Outcomes: maps.Clone(r.outcomes), Refusals: maps.Clone(r.refusals), Errors: maps.Clone(r.errors),
-		Steps: map[string]StepSummary{},
+		Steps: map[string]StepSummary{}, hists: map[string]*hdrhistogram.Histogram{},
 	}
 	for name, st := range r.steps {
+		s.hists[name] = st.hist.Clone()
 		ss := StepSummary{Calls: st.calls, OK: st.ok}
 		ss.P50Ms, ss.P90Ms, ss.P99Ms, ss.P999Ms, ss.MaxMs = summarize(st.hist)
 		if len(st.codes) > 0 {

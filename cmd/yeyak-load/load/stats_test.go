@@ -43,6 +43,17 @@ func TestRecorderPercentilesAndCodes(t *testing.T) {
 	if s.Errors["book:registry_unavailable"] != 1 || len(s.Errors) != 1 {
 		t.Errorf("errors %v: want only the unexpected code", s.Errors)
 	}
+	// Histograms merge: two runs' p50 is the p50 of all their calls.
+	h := s.Histogram(StepBook)
+	r2 := newRecorder(false)
+	for i := 1001; i <= 3000; i++ {
+		r2.call(StepBook, time.Duration(i)*time.Millisecond, "", false)
+	}
+	h.Merge(r2.summary().Histogram(StepBook))
+	near("merged p50", Quantile(h, 50), 1500)
+	if s.Histogram("nothing") != nil || Quantile(nil, 50) != 0 {
+		t.Error("a step without calls has a histogram")
+	}
 	if s.Refusals["sold_out"] != 1 || s.Outcomes["booked"] != 2 {
 		t.Errorf("refusals %v outcomes %v", s.Refusals, s.Outcomes)
 	}

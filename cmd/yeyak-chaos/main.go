@@ -1,0 +1,182 @@
+// Command yeyak-chaos runs yeyak's chaos scenarios and ends each in a
+// verdict. Every scenario starts its own system — the real yeyakd binary
+// (--demo world) on a database of its own in a PostgreSQL instance the
+// harness creates with initdb in a temporary directory, a Kafka-protocol
+// broker and the mock registry in this process — puts it under a
+// yeyak-load stream, injects one fault, stops the load, waits until the
+// system has settled (outbox published, every event applied by the sync
+// consumer, no provisional booking left) and checks the invariants by
+// querying the database and the registry, not the logs:
+//
+//   - no quota oversold (and no counter drift);
+//   - every booking the API answered 201 for exists, as acknowledged;
+//   - every confirmed booking is in the registry exactly once, every
+//     cancelled one cancelled there;
+//   - no provisional booking left unverified once the registry is back;
+//   - during a registry fault, the booking p99 of people whose
+//     eligibility is cached stays within 1.5× of the healthy p99, and they
+//     meet no errors on the way to a booking.
+//
+// The scenarios: registry-outage, registry-stall, registry-slow (p99 2 s
+// at half capacity), kafka-down, yeyakd-kill (kill -9, restarted),
+// postgres-restart. Each prints one line, PASS|FAIL name — figures, with
+// the broken invariants under a FAIL; the exit status is 1 if any failed.
+//
+//	yeyak-chaos                 # the full run (make chaos), about 10 minutes
+//	yeyak-chaos --short         # seconds per scenario (CI runs it as a test)
+//	yeyak-chaos --run 'kafka|kill' --keep -v
+//
+// It needs the PostgreSQL server binaries (initdb, pg_ctl: $YEYAK_PG_BIN or
+// /usr/lib/postgresql/*/bin); run as root, it runs them as the postgres
+// user. yeyakd is built from this checkout unless --yeyakd names a binary.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"regexp"
+	"syscall"
+	"time"
+
+	"github.com/yeyak/yeyak/cmd/yeyak-chaos/harness"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	failed, err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		fmt.Fprintln(os.Stderr, "yeyak-chaos:", err)
+		os.Exit(2)
+	}
+	if failed > 0 {
+		os.Exit(1)
+	}
+}
+
+// options are the command's flags.
+type options struct {
+	mode    Mode
+	filter  *regexp.Regexp
+	yeyakd  string
+	keep    bool
+	verbose bool
+}
+
+func parse(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("yeyak-chaos", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	short := fs.Bool("short", false, "seconds per scenario and a small world (what CI runs)")
+	filter := fs.String("run", "", "run only the scenarios whose name matches this regular expression")
+	fs.StringVar(&o.yeyakd, "yeyakd", "", "yeyakd binary to test (default: built from this checkout)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the scenarios' directories (yeyakd logs) and print where")
+	fs.BoolVar(&o.verbose, "v", false, "narrate each scenario's phases")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "yeyak-chaos — fault scenarios against a real yeyak system, each ending in PASS or FAIL.\n\nUsage:\n  yeyak-chaos [flags]\n\nFlags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	o.mode = fullMode
+	if *short {
+		o.mode = shortMode
+	}
+	var err error
+	if o.filter, err = regexp.Compile(*filter); err != nil {
+		return o, fmt.Errorf("--run: %w", err)
+	}
+	return o, nil
+}
+
+// run runs the selected scenarios and returns how many failed.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, error) {
+	o, err := parse(args, stderr)
+	if err != nil {
+		return 0, err
+	}
+	verdicts, err := runScenarios(ctx, o, stdout, stderr)
+	if err != nil {
+		return 0, err
+	}
+	failed := 0
+	for _, v := range verdicts {
+		if !v.ok() {
+			failed++
+		}
+	}
+	fmt.Fprintf(stdout, "%d of %d scenarios passed (%s mode)\n", len(verdicts)-failed, len(verdicts), o.mode.Name)
+	return failed, nil
+}
+
+// runScenarios sets up what the scenarios share (the yeyakd binary, the
+// PostgreSQL instance) and runs each, printing its verdict line as soon as
+// it is known.
+func runScenarios(ctx context.Context, o options, stdout, stderr io.Writer) ([]*verdict, error) {
+	base, err := os.MkdirTemp("", "yeyak-chaos-")
+	if err != nil {
+		return nil, err
+	}
+	if o.keep {
+		fmt.Fprintln(stderr, "yeyak-chaos: scenario directories under", base)
+	} else {
+		defer os.RemoveAll(base)
+	}
+	bin := o.yeyakd
+	if bin == "" {
+		if bin, err = harness.BuildYeyakd(ctx, base); err != nil {
+			return nil, err
+		}
+	}
+	pg, err := harness.StartPostgres(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer pg.Close()
+	var narrate io.Writer
+	if o.verbose {
+		narrate = stderr
+	}
+	var out []*verdict
+	all := scenarios(o.mode)
+	if o.filter.String() != "" {
+		all = append(all, controls(o.mode)...)
+	}
+	for _, sc := range all {
+		if !o.filter.MatchString(sc.name) {
+			continue
+		}
+		if ctx.Err() != nil {
+			return out, ctx.Err()
+		}
+		v := &verdict{name: sc.name}
+		v.figures = append(v.figures, sc.what)
+		start := time.Now()
+		s, err := newSystem(ctx, sc.name, o.mode, bin, pg, base, narrate)
+		if err != nil {
+			v.fail("start the system: %v", err)
+		} else {
+			sc.run(ctx, s, v)
+			if !v.ok() && o.keep {
+				v.figure("yeyakd log %s/yeyakd.log", s.dir)
+			}
+			s.close()
+		}
+		v.took = time.Since(start)
+		out = append(out, v)
+		fmt.Fprintln(stdout, v.line())
+	}
+	return out, nil
+}

@@ -1,0 +1,45 @@
+package main
+
+import "time"
+
+// Mode is the size of a chaos run: the full one (make chaos) or the short
+// one CI runs.
+type Mode struct {
+	Name string
+	// People and Clinics size the demo world (yeyakd --demo-people,
+	// --demo-clinics).
+	People, Clinics int
+	// Rate is the arrival rate of the main stream, people per second.
+	Rate float64
+	// Healthy is how long the healthy baseline runs before a registry
+	// fault; Fault how long a registry fault lasts (with the load on).
+	Healthy, Fault time.Duration
+	// Stream is the length of the stream the other faults hit, FaultAt
+	// when they hit it.
+	Stream, FaultAt time.Duration
+	// KafkaDown and PostgresDown are how long the broker and the database
+	// stay down.
+	KafkaDown, PostgresDown time.Duration
+	// Drain is how long people in the flow may finish after arrivals
+	// stop; Settle bounds the wait for quiescence.
+	Drain, Settle time.Duration
+	// MinSamples is the fewest booking calls a p99 is computed from.
+	MinSamples int64
+}
+
+var (
+	fullMode = Mode{Name: "full", People: 1_000_000, Clinics: 300, Rate: 40,
+		Healthy: 30 * time.Second, Fault: 60 * time.Second,
+		Stream: 60 * time.Second, FaultAt: 15 * time.Second,
+		KafkaDown: 30 * time.Second, PostgresDown: 10 * time.Second,
+		Drain: 60 * time.Second, Settle: 3 * time.Minute, MinSamples: 500}
+	shortMode = Mode{Name: "short", People: 20_000, Clinics: 30, Rate: 30,
+		Healthy: 6 * time.Second, Fault: 6 * time.Second,
+		Stream: 9 * time.Second, FaultAt: 3 * time.Second,
+		KafkaDown: 4 * time.Second, PostgresDown: 2 * time.Second,
+		Drain: 20 * time.Second, Settle: 90 * time.Second, MinSamples: 100}
+)
+
+// p99Factor is the most the booking p99 of cached people may grow during
+// a registry fault, against the healthy p99 (issue 9, DESIGN invariant 4).
+const p99Factor = 1.5

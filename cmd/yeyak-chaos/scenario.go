@@ -1,0 +1,320 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/yeyak/yeyak/cmd/yeyak-chaos/harness"
+	"github.com/yeyak/yeyak/cmd/yeyak-load/load"
+	"github.com/yeyak/yeyak/mocks/registry"
+)
+
+// scenario is one fault, injected into a system under load.
+type scenario struct {
+	name string
+	// what describes the fault in the verdict line.
+	what string
+	run  func(ctx context.Context, s *system, v *verdict)
+}
+
+// scenarios are the six of issue 9, in order.
+func scenarios(m Mode) []scenario {
+	return []scenario{
+		{"registry-outage", fmt.Sprintf("registry down (connection refused) for %v", m.Fault),
+			registryFault(registry.Faults{Outage: true})},
+		{"registry-stall", fmt.Sprintf("registry accepts and never answers for %v", m.Fault),
+			registryFault(registry.Faults{Stall: true})},
+		// p99 2 s: 2% of calls take 1.9 s more than the usual 100 ms; half
+		// capacity: beyond 8 concurrent calls (half the gateway client's 16
+		// connections) every call slows down by 20 ms per call over.
+		{"registry-slow", fmt.Sprintf("registry p99 2s at half capacity for %v", m.Fault),
+			registryFault(registry.Faults{Latency: 100 * time.Millisecond,
+				LatencyTail: registry.Tail{P: 0.02, Extra: 1900 * time.Millisecond}, Capacity: 8})},
+		{"kafka-down", fmt.Sprintf("Kafka broker stopped for %v", m.KafkaDown), midStream(kafkaDown)},
+		{"yeyakd-kill", "kill -9 of yeyakd, restarted", midStream(killYeyakd)},
+		{"postgres-restart", fmt.Sprintf("PostgreSQL stopped for %v and started again", m.PostgresDown), midStream(restartPostgres)},
+	}
+}
+
+// controls are scenarios run only when --run names them: the registry
+// scenario's phases with no fault at all, which shows how far the p99
+// comparison moves on this machine by itself.
+func controls(m Mode) []scenario {
+	return []scenario{{"control-no-fault", fmt.Sprintf("no fault (the registry scenarios' phases, healthy throughout, %v)", m.Fault),
+		registryFault(registry.Faults{})}}
+}
+
+// verdict is a scenario's outcome.
+type verdict struct {
+	name     string
+	failures []string
+	figures  []string
+	settled  time.Duration
+	result   *harness.Result
+	booked   int64
+	// stuckKeys are Idempotency-Keys left in progress (a request cut off
+	// mid-flight): a retry with that key gets 409 until the key expires.
+	stuckKeys int
+	took      time.Duration
+}
+
+func (v *verdict) fail(format string, args ...any) {
+	v.failures = append(v.failures, fmt.Sprintf(format, args...))
+}
+
+func (v *verdict) figure(format string, args ...any) {
+	v.figures = append(v.figures, fmt.Sprintf(format, args...))
+}
+
+func (v *verdict) ok() bool { return len(v.failures) == 0 }
+
+// line is the one-line verdict: PASS|FAIL name — figures.
+func (v *verdict) line() string {
+	word := "PASS"
+	if !v.ok() {
+		word = "FAIL"
+	}
+	figs := append([]string{}, v.figures...)
+	figs = append(figs, fmt.Sprintf("%d booked", v.booked))
+	if r := v.result; r != nil {
+		figs = append(figs, fmt.Sprintf("db %d confirmed/%d cancelled", r.Confirmed, r.Cancelled),
+			fmt.Sprintf("registry %d active, %d writes, %d redelivered", r.RegistryActive, r.Deliveries, r.Redelivered))
+		if r.DeadLetters > 0 {
+			figs = append(figs, fmt.Sprintf("%d dead letters", r.DeadLetters))
+		}
+	}
+	if v.settled > 0 {
+		figs = append(figs, fmt.Sprintf("settled in %.1fs", v.settled.Seconds()))
+	}
+	if v.stuckKeys > 0 {
+		figs = append(figs, fmt.Sprintf("%d idempotency keys stuck in progress", v.stuckKeys))
+	}
+	figs = append(figs, fmt.Sprintf("%.0fs", v.took.Seconds()))
+	s := fmt.Sprintf("%s %s — %s", word, v.name, strings.Join(figs, ", "))
+	for _, f := range v.failures {
+		s += "\n    " + f
+	}
+	return s
+}
+
+// cachedErrors counts the unexpected answers cached people met while
+// getting to a booking (a change after booking needs the registry again:
+// the booking invalidates the person's cache entry).
+func cachedErrors(s *load.Summary) (n int64, which []string) {
+	for k, c := range s.Errors {
+		step, _, _ := strings.Cut(k, ":")
+		switch step {
+		case load.StepToken, load.StepEligibility, load.StepSearch, load.StepBook:
+			n += c
+			which = append(which, fmt.Sprintf("%s=%d", k, c))
+		}
+	}
+	return n, which
+}
+
+// registryFault: the cohort that books during the fault checks its
+// eligibility first (the cache holds them); a healthy baseline runs; under
+// the fault the cohort books while uncached people arrive beside them; the
+// fault ends when the load has stopped; once the system has settled a
+// second healthy baseline runs. The healthy p99 is that of both baselines'
+// booking calls together, so a machine that gets busier or quieter during
+// the run moves both sides of the comparison.
+func registryFault(f registry.Faults) func(ctx context.Context, s *system, v *verdict) {
+	return func(ctx context.Context, s *system, v *verdict) {
+		m := s.mode
+		cohort := people(m.Rate, m.Fault)
+		cohortSkip := s.reserve(cohort)
+		warm, err := s.load(ctx, stream{rate: 4 * m.Rate, count: cohort, skip: cohortSkip, stopAfter: load.StepEligibility, sameDigit: true})
+		if err != nil {
+			v.fail("warm: %v", err)
+			return
+		}
+		s.logf("warmed %d people (%v)", warm.Outcomes["checked"], warm.Outcomes)
+		baseline := func() (*load.Summary, error) {
+			return s.load(ctx, stream{rate: m.Rate, duration: m.Healthy / 2, skip: s.reserve(people(m.Rate, m.Healthy/2))})
+		}
+		before, err := baseline()
+		if err != nil {
+			v.fail("healthy: %v", err)
+			return
+		}
+
+		if err := s.reg.SetFaults(f); err != nil {
+			v.fail("inject: %v", err)
+			return
+		}
+		var cached, uncached *load.Summary
+		var cerr, uerr error
+		var wg sync.WaitGroup
+		uskip := s.reserve(people(m.Rate/4, m.Fault))
+		wg.Go(func() {
+			cached, cerr = s.load(ctx, stream{rate: m.Rate, count: cohort, duration: m.Fault, skip: cohortSkip, sameDigit: true})
+		})
+		wg.Go(func() {
+			uncached, uerr = s.load(ctx, stream{rate: m.Rate / 4, duration: m.Fault, skip: uskip})
+		})
+		wg.Wait()
+		if err := s.reg.SetFaults(registry.Faults{}); err != nil {
+			v.fail("clear fault: %v", err)
+		}
+		if cerr != nil || uerr != nil {
+			v.fail("load under fault: %v %v", cerr, uerr)
+			return
+		}
+		if _, err := harness.WaitQuiet(ctx, s.db, m.Settle); err != nil {
+			v.fail("did not settle after the fault: %v", err)
+			return
+		}
+		after, err := baseline()
+		if err != nil {
+			v.fail("healthy after: %v", err)
+			return
+		}
+		healthy := before.Histogram(load.StepBook)
+		if healthy == nil {
+			v.fail("no booking calls in the healthy baseline")
+			return
+		}
+		if h := after.Histogram(load.StepBook); h != nil {
+			healthy.Merge(h)
+		}
+		faultH := cached.Histogram(load.StepBook)
+		if faultH == nil {
+			v.fail("no booking calls of cached people during the fault")
+			return
+		}
+		cmp := compareP99(healthy, faultH)
+		v.booked = before.Booked + cached.Booked + uncached.Booked + after.Booked
+		s.logf("fault: cached %d booked, outcomes %v; uncached outcomes %v errors %v",
+			cached.Booked, cached.Outcomes, uncached.Outcomes, uncached.Errors)
+		for _, step := range []string{load.StepEligibility, load.StepSearch, load.StepBook, load.StepQueueWait} {
+			b, a, c := before.Steps[step], after.Steps[step], cached.Steps[step]
+			s.logf("%-12s p50/p99 ms: before %6.1f %6.1f | fault (cached) %6.1f %6.1f | after %6.1f %6.1f",
+				step, b.P50Ms, b.P99Ms, c.P50Ms, c.P99Ms, a.P50Ms, a.P99Ms)
+		}
+		v.figure("book p99 of cached people healthy %.1fms (%d calls) / during the fault %.1fms (%d calls): %.2f× (at least %.2f×, 95%%), limit %.1f×",
+			cmp.healthyP99, cmp.healthyN, cmp.faultP99, cmp.faultN, cmp.ratio, cmp.lower, p99Factor)
+		v.figure("uncached people under the fault: %d booked, %d refused 503", uncached.Booked,
+			uncached.Outcomes["failed:eligibility:registry_unavailable"]+uncached.Outcomes["failed:book:registry_unavailable"])
+		switch {
+		case cmp.healthyN < m.MinSamples || cmp.faultN < m.MinSamples:
+			v.fail("p99: too few booking calls to compare (healthy %d, fault %d, need %d each)", cmp.healthyN, cmp.faultN, m.MinSamples)
+		case cmp.exceeds(p99Factor):
+			v.fail("p99: cached people's booking p99 %.1f ms during the fault is over %.1f× the healthy %.1f ms (%.2f×, at least %.2f× at 95%%)",
+				cmp.faultP99, p99Factor, cmp.healthyP99, cmp.ratio, cmp.lower)
+		case cmp.ratio > p99Factor:
+			v.figure("p99 ratio over %.1f× but within what %d and %d calls can tell apart", p99Factor, cmp.healthyN, cmp.faultN)
+		}
+		if n, which := cachedErrors(cached); n > 0 {
+			v.fail("cached people met %d errors on the way to a booking during the fault: %s", n, strings.Join(which, " "))
+		}
+		s.settleAndCheck(ctx, v)
+	}
+}
+
+// fault is injected mid-stream; the function it returns repairs it.
+type fault func(ctx context.Context, s *system) (repair func(context.Context) error, err error)
+
+// midStream runs a stream, injects the fault FaultAt into it, repairs it
+// after the fault's time, lets the stream end, then checks.
+func midStream(f fault) func(ctx context.Context, s *system, v *verdict) {
+	return func(ctx context.Context, s *system, v *verdict) {
+		m := s.mode
+		var sum *load.Summary
+		var lerr error
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			sum, lerr = s.load(ctx, stream{rate: m.Rate, duration: m.Stream, skip: s.reserve(people(m.Rate, m.Stream))})
+		}()
+		select {
+		case <-time.After(m.FaultAt):
+		case <-done:
+		}
+		repair, err := f(ctx, s)
+		if err != nil {
+			v.fail("inject: %v", err)
+		} else if err := repair(ctx); err != nil {
+			v.fail("repair: %v", err)
+		}
+		<-done
+		if lerr != nil {
+			v.fail("load: %v", lerr)
+			return
+		}
+		v.booked = sum.Booked
+		s.logf("stream: %d booked, outcomes %v, errors %v", sum.Booked, sum.Outcomes, sum.Errors)
+		v.figure("%d people, %d failed on the way", sum.People.Started, failedPeople(sum))
+		if !s.y.Running() {
+			v.fail("yeyakd is not running after the repair:\n%s", s.y.LogTail(20))
+			return
+		}
+		s.settleAndCheck(ctx, v)
+	}
+}
+
+func failedPeople(s *load.Summary) int64 {
+	var n int64
+	for k, c := range s.Outcomes {
+		if strings.HasPrefix(k, "failed:") {
+			n += c
+		}
+	}
+	return n
+}
+
+func kafkaDown(_ context.Context, s *system) (func(context.Context) error, error) {
+	s.kafka.Stop()
+	s.logf("kafka stopped")
+	return func(ctx context.Context) error {
+		if !sleep(ctx, s.mode.KafkaDown) {
+			return ctx.Err()
+		}
+		s.logf("kafka started again")
+		return s.kafka.Start()
+	}, nil
+}
+
+func killYeyakd(_ context.Context, s *system) (func(context.Context) error, error) {
+	if err := s.y.Kill(); err != nil {
+		return nil, err
+	}
+	s.logf("yeyakd killed (SIGKILL)")
+	return func(ctx context.Context) error {
+		start := time.Now()
+		if err := s.y.Start(ctx); err != nil {
+			return err
+		}
+		s.logf("yeyakd ready again after %.1fs", time.Since(start).Seconds())
+		return nil
+	}, nil
+}
+
+func restartPostgres(ctx context.Context, s *system) (func(context.Context) error, error) {
+	if err := s.pg.Stop(ctx); err != nil {
+		return nil, err
+	}
+	s.logf("postgres stopped")
+	return func(ctx context.Context) error {
+		if !sleep(ctx, s.mode.PostgresDown) {
+			return ctx.Err()
+		}
+		err := s.pg.Start(ctx)
+		s.logf("postgres started again")
+		return err
+	}, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
