@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -92,5 +94,91 @@ func TestWaitingRoomPageInChromium(t *testing.T) {
 	dom = runChromium(t, srv.URL+PagePath, "--dump-dom")
 	if !regexp.MustCompile(`id="position">admitted<`).Match(dom) || !regexp.MustCompile(`Your pass is saved in this tab`).Match(dom) {
 		t.Fatalf("admitted visitor: DOM:\n%s", dom)
+	}
+}
+
+// TestWaitingRoomPageMovesOn: a visitor who opened the page while 50
+// people were ahead is taken to ?next= by the page itself once admitted,
+// polling as told by Retry-After; each poll here advances the server's
+// clock by ten seconds (virtual time in Chromium makes the waits instant).
+// An absolute or protocol-relative next is never followed.
+func TestWaitingRoomPageMovesOn(t *testing.T) {
+	if _, err := os.Stat(chromium); err != nil {
+		t.Skipf("%s not found (apt-get install -y chromium): skipping the page check", chromium)
+	}
+	if testing.Short() {
+		t.Skip("-short: skipping headless Chromium")
+	}
+	c, clk, _ := newTestController(t, func(cfg *Config) {
+		cfg.Floor, cfg.Ceiling, cfg.Initial = 1, 1, 1
+		cfg.Logger = discardLogger()
+		cfg.PersonFunc = func(*http.Request) (string, bool) { return "browser-visitor", true }
+	})
+	q := c.Handler()
+	mux := http.NewServeMux()
+	var polls atomic.Int64
+	arrived := make(chan string, 4)
+	mux.HandleFunc("GET /v1/queue/{ticket}", func(w http.ResponseWriter, r *http.Request) {
+		polls.Add(1)
+		clk.Add(10 * time.Second)
+		q.ServeHTTP(w, r)
+	})
+	mux.Handle("/", q)
+	mux.HandleFunc("GET /booked", func(w http.ResponseWriter, r *http.Request) {
+		arrived <- r.URL.Path
+		fmt.Fprint(w, "<!doctype html><p>booking page</p>")
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	// visit opens the page in Chromium and returns once the page reached
+	// /booked (true) or Chromium finished its virtual time and dumped the
+	// page (false, with the DOM); it fails the test after a minute.
+	visit := func(next string) (bool, string) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var out strings.Builder
+		cmd := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+			"--disable-background-networking", "--disable-component-update", "--disable-sync",
+			"--user-data-dir="+t.TempDir(), "--virtual-time-budget=3600000", "--dump-dom",
+			srv.URL+PagePath+"?next="+next)
+		cmd.Stdout = &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		select {
+		case <-arrived:
+			cancel()
+			<-exited
+			return true, ""
+		case <-exited:
+			return false, out.String()
+		case <-time.After(60 * time.Second):
+			cancel()
+			<-exited
+			t.Fatalf("Chromium neither moved on nor finished in 60 s (%d polls)", polls.Load())
+			return false, ""
+		}
+	}
+	for i := range 50 {
+		join(t, c, fmt.Sprint("ahead-", i))
+	}
+	if ok, dom := visit("/booked"); !ok {
+		t.Fatalf("the page did not move on to ?next= (%d polls); DOM:\n%s", polls.Load(), dom)
+	}
+	if n := polls.Load(); n < 3 {
+		t.Fatalf("moved on after %d polls: the visitor should have waited for 50 people at 1/s", n)
+	}
+	// The visitor is admitted at once now (nobody ahead) but a
+	// protocol-relative next must not be followed.
+	ok, dom := visit("//" + strings.TrimPrefix(srv.URL, "http://") + "/booked")
+	if ok {
+		t.Fatal("the page followed a protocol-relative ?next=")
+	}
+	if !regexp.MustCompile(`id="position">admitted<`).MatchString(dom) {
+		t.Fatalf("the visitor is not shown admitted; DOM:\n%s", dom)
 	}
 }
