@@ -150,3 +150,5 @@ func FuzzClientAddr(f *testing.F) {
 		}
 	})
 }
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
