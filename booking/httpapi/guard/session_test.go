@@ -88,7 +88,7 @@ func TestSessionRule(t *testing.T) {
 			{at: time.Minute, person: "P1", session: "B", expires: 60 * time.Minute, retry: 29 * time.Minute},
 			{at: time.Minute, person: "P1", session: "A", expires: 40 * time.Minute, ok: true}, // newer token, same sign-in
 			{at: 2 * time.Minute, person: "P1", session: "B", expires: 60 * time.Minute, retry: 38 * time.Minute},
-			{at: 2 * time.Minute, person: "P2", session: "B", expires: 60 * time.Minute, ok: true}, // another person
+			{at: 2 * time.Minute, person: "P2", session: "B", expires: 60 * time.Minute, ok: true},  // another person
 			{at: 39 * time.Minute, person: "P1", session: "A", expires: 35 * time.Minute, ok: true}, // an older token does not shorten it
 			{at: 40 * time.Minute, person: "P1", session: "B", expires: 100 * time.Minute, ok: true},
 			{at: 42 * time.Minute, person: "P1", session: "A", expires: 90 * time.Minute, retry: 58 * time.Minute},
