@@ -120,32 +120,3 @@ func TestMockRegistryOutageAndStall(t *testing.T) {
 		})
 	}
 }
-
-func TestMockRegistryWarmedGroupMakesNoReads(t *testing.T) {
-	reg, pcfg := mockRegistry(t, 20_000)
-	c := newCache(t, reg, cache.Config{})
-	w, err := cache.NewWarmer(c, cache.WarmerConfig{Roster: rosterOf(pcfg), ChunksPerSecond: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	const digit = 6
-	if err := w.Start(context.Background(), digit); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "warmer to finish", func() bool { return w.Status().State == cache.WarmerDone })
-	booked := 0
-	for _, p := range population.PeopleWithDigit(pcfg, digit, 1_100) {
-		if p.Unknown || booked == 1_000 {
-			continue
-		}
-		booked++
-		if _, err := c.Person(context.Background(), p.ID); err != nil {
-			t.Fatal(err)
-		}
-	}
-	st := reg.Stats()
-	if booked != 1_000 || st.Reads != 0 {
-		t.Fatalf("%d lookups after warming made %d registry reads, want 1,000 and 0", booked, st.Reads)
-	}
-	t.Logf("warmer: %d bulk reads for %d ids; then 1,000 lookups, %d single reads", st.BulkReads, st.BulkIDs, st.Reads)
-}
