@@ -544,8 +544,10 @@ func (s *Service) activeLinked(ctx context.Context, b *Booking) (*Booking, error
 // dose comes from the wave CanBook gives now (the open wave in catch-up and
 // open phases); when the person may change but not book now (a
 // ChangeOutsideWindow phase outside their window) it stays in the booking's
-// wave. Later doses stay in the dose-2 pool (OpenWave). Moving to the
-// clinic and date it already has returns the booking unchanged.
+// wave while that wave's window is open, and comes from the open wave once
+// it has closed (its unbooked doses roll over there, see Roller). Later
+// doses stay in the dose-2 pool (OpenWave). Moving to the clinic and date
+// it already has returns the booking unchanged.
 //
 // Rescheduling a dose 1 moves its active dose 2 with it, in the same
 // transaction: to the new clinic, on the first of SecondDoseDates of the
@@ -586,8 +588,12 @@ func (s *Service) Reschedule(ctx context.Context, personID, bookingID, clinicID 
 	now := s.now()
 	moved := *b
 	moved.ClinicID, moved.Date, moved.UpdatedAt = clinicID, date, now.UTC()
-	if d := CanBook(c, birth, now); d.OK && b.Dose < 2 {
-		moved.Wave = d.Wave
+	if b.Dose < 2 {
+		if d := CanBook(c, birth, now); d.OK {
+			moved.Wave = d.Wave
+		} else if waveClosed(c, b.Wave, now) {
+			moved.Wave = OpenWave // the wave's window is over: its doses belong to the open pool
+		}
 	}
 	event := func(nb, old *Booking) Event {
 		return NewEvent(EventBookingRescheduled, nb, &EventPrevious{ClinicID: old.ClinicID, Date: old.Date}, traceparent, now)
@@ -614,6 +620,16 @@ func (s *Service) Reschedule(ctx context.Context, personID, bookingID, clinicID 
 	}
 	s.personChanged(ctx, personID)
 	return &moved, nil
+}
+
+// waveClosed reports whether rotation wave w's window has ended by now.
+func waveClosed(c *Campaign, w int, now time.Time) bool {
+	for _, ww := range c.RotationWaves() {
+		if ww.Wave == w {
+			return !now.Before(ww.Closes)
+		}
+	}
+	return false
 }
 
 // checkDose2Date refuses moving a dose 2 whose dose 1 is active to a date

@@ -568,3 +568,29 @@ func TestCampaigns(t *testing.T) {
 	_, err = f.svc.Campaign(ctx, "")
 	wantCode(t, err, booking.EINVALID)
 }
+
+// Changing outside one's window (a ChangeOutsideWindow rotation) after the
+// booking's wave has closed draws the new dose from the open wave, where
+// the closed wave's doses rolled over.
+func TestRescheduleAfterTheWaveClosed(t *testing.T) {
+	f := newFixture(t, booking.FailClosed)
+	f.c.Phases[0].ChangeOutsideWindow = true
+	ctx := context.Background()
+	b, err := f.svc.Book(ctx, f.req("p9"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Set(kst("2021-08-09 23:00")) // p9's own window: wave 1
+	moved, err := f.svc.Reschedule(ctx, "p9", b.ID, "c2", vaxDate, "")
+	if err != nil || moved.Wave != 1 {
+		t.Fatalf("inside the window: %+v, %v", moved, err)
+	}
+	f.clock.Set(kst("2021-08-11 21:00")) // digit 1's day; wave 1 closed on the 10th at 18:00
+	moved, err = f.svc.Reschedule(ctx, "p9", b.ID, "c1", vaxDate, "")
+	if err != nil || moved.Wave != booking.OpenWave {
+		t.Fatalf("after wave 1 closed: %+v, %v; want the open wave", moved, err)
+	}
+	if f.booked("c2", 1) != 0 || f.booked("c1", booking.OpenWave) != 1 {
+		t.Errorf("c2 wave 1 booked %d, c1 open wave booked %d", f.booked("c2", 1), f.booked("c1", booking.OpenWave))
+	}
+}
