@@ -39,6 +39,25 @@
 // instead, for about 2.4–3.5× the bookings/s on the test machine
 // (BenchmarkBookPostgres runs both).
 //
+// Reserve books dose 1 with dose 2 (or moves them together) in one
+// transaction: the fixed quota rows are taken in key order, then dose 2
+// takes the first of its candidate dates whose row has a dose left, one
+// conditional decrement per date, so "the nearest date with a dose" is
+// decided and taken atomically. bookings.linked_id joins the two doses.
+//
+// ApplySupply applies a supply file in one transaction, idempotent by the
+// file's digest (table supply_loads): it locks the file's clinics' quota
+// rows (SELECT … FOR UPDATE on PostgreSQL, in the booking path's key
+// order), computes each row's waves with booking.Redistribute, and
+// refuses the whole file, listing every row and counting the active
+// bookings, when one would fall below what is booked.
+//
+// RollOverWave moves a closed rotation wave's unbooked doses to the open
+// wave and records it (table quota_rollovers) in the same transaction, so
+// a wave rolls over exactly once across retries, crashes and concurrent
+// runs. A dose later returned to a rolled-over wave (cancel, reschedule)
+// moves on to the open wave in the transaction that returns it.
+//
 // QuotasChangedSince feeds in-memory quota snapshots: ask again from the
 // version it returns and no change is missed, even on PostgreSQL where
 // versions come from a sequence and commit out of order (watermark.go).
