@@ -32,7 +32,7 @@ func Example() {
 	laptop := auth.Identity{PersonID: "P0000000042", Session: "laptop", Expires: time.Now().Add(30 * time.Minute)}
 	for _, id := range []auth.Identity{phone, laptop, phone, phone} {
 		r := httptest.NewRequest(http.MethodGet, "/v1/bookings", nil)
-		r.RemoteAddr = "10.0.0.2:4711"                // the load balancer …
+		r.RemoteAddr = "10.0.0.2:4711"                 // the load balancer …
 		r.Header.Set("X-Forwarded-For", "203.0.113.5") // … for this client
 		r = r.WithContext(context.WithValue(r.Context(), idKey{}, id))
 		rec := httptest.NewRecorder()
