@@ -121,6 +121,36 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 	return failed, nil
 }
 
+// startSystems starts the scenario's system and, for a twin scenario, its
+// healthy twin, side by side.
+func startSystems(ctx context.Context, sc scenario, m Mode, bin string, pg *harness.Postgres, base string, narrate io.Writer) (s, twin *system, err error) {
+	if !sc.twin {
+		s, err = newSystem(ctx, sc.name, m, bin, pg, base, narrate)
+		return s, nil, err
+	}
+	var terr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		twin, terr = newSystem(ctx, sc.name+"-twin", m, bin, pg, base, narrate)
+	}()
+	s, err = newSystem(ctx, sc.name, m, bin, pg, base, narrate)
+	<-done
+	if err == nil && terr != nil {
+		err = terr
+	}
+	if err != nil {
+		if s != nil {
+			s.close()
+		}
+		if twin != nil {
+			twin.close()
+		}
+		return nil, nil, err
+	}
+	return s, twin, nil
+}
+
 // runScenarios sets up what the scenarios share (the yeyakd binary, the
 // PostgreSQL instance) and runs each, printing its verdict line as soon as
 // it is known.
@@ -164,15 +194,18 @@ func runScenarios(ctx context.Context, o options, stdout, stderr io.Writer) ([]*
 		v := &verdict{name: sc.name}
 		v.figures = append(v.figures, sc.what)
 		start := time.Now()
-		s, err := newSystem(ctx, sc.name, o.mode, bin, pg, base, narrate)
+		s, twin, err := startSystems(ctx, sc, o.mode, bin, pg, base, narrate)
 		if err != nil {
 			v.fail("start the system: %v", err)
 		} else {
-			sc.run(ctx, s, v)
+			sc.run(ctx, s, twin, v)
 			if !v.ok() && o.keep {
 				v.figure("yeyakd log %s/yeyakd.log", s.dir)
 			}
 			s.close()
+			if twin != nil {
+				twin.close()
+			}
 		}
 		v.took = time.Since(start)
 		out = append(out, v)

@@ -11,9 +11,8 @@ type Mode struct {
 	People, Clinics int
 	// Rate is the arrival rate of the main stream, people per second.
 	Rate float64
-	// Healthy is how long the healthy baseline runs before a registry
-	// fault; Fault how long a registry fault lasts (with the load on).
-	Healthy, Fault time.Duration
+	// Fault is how long a registry fault lasts (with the load on).
+	Fault time.Duration
 	// Stream is the length of the stream the other faults hit, FaultAt
 	// when they hit it.
 	Stream, FaultAt time.Duration
@@ -29,13 +28,13 @@ type Mode struct {
 
 var (
 	fullMode = Mode{Name: "full", People: 1_000_000, Clinics: 300, Rate: 40,
-		Healthy: 30 * time.Second, Fault: 60 * time.Second,
+		Fault:  60 * time.Second,
 		Stream: 60 * time.Second, FaultAt: 15 * time.Second,
 		KafkaDown: 30 * time.Second, PostgresDown: 10 * time.Second,
 		Drain: 60 * time.Second, Settle: 3 * time.Minute, MinSamples: 500}
 	shortMode = Mode{Name: "short", People: 20_000, Clinics: 30, Rate: 30,
-		Healthy: 6 * time.Second, Fault: 6 * time.Second,
-		Stream: 9 * time.Second, FaultAt: 3 * time.Second,
+		Fault:  5 * time.Second,
+		Stream: 8 * time.Second, FaultAt: 2 * time.Second,
 		KafkaDown: 4 * time.Second, PostgresDown: 2 * time.Second,
 		Drain: 20 * time.Second, Settle: 90 * time.Second, MinSamples: 100}
 )

@@ -17,25 +17,27 @@ type scenario struct {
 	name string
 	// what describes the fault in the verdict line.
 	what string
-	run  func(ctx context.Context, s *system, v *verdict)
+	// twin scenarios run a second, healthy system beside the first.
+	twin bool
+	run  func(ctx context.Context, s, twin *system, v *verdict)
 }
 
 // scenarios are the six of issue 9, in order.
 func scenarios(m Mode) []scenario {
 	return []scenario{
-		{"registry-outage", fmt.Sprintf("registry down (connection refused) for %v", m.Fault),
+		{"registry-outage", fmt.Sprintf("registry down (connection refused) for %v", m.Fault), true,
 			registryFault(registry.Faults{Outage: true})},
-		{"registry-stall", fmt.Sprintf("registry accepts and never answers for %v", m.Fault),
+		{"registry-stall", fmt.Sprintf("registry accepts and never answers for %v", m.Fault), true,
 			registryFault(registry.Faults{Stall: true})},
 		// p99 2 s: 2% of calls take 1.9 s more than the usual 100 ms; half
 		// capacity: beyond 8 concurrent calls (half the gateway client's 16
 		// connections) every call slows down by 20 ms per call over.
-		{"registry-slow", fmt.Sprintf("registry p99 2s at half capacity for %v", m.Fault),
+		{"registry-slow", fmt.Sprintf("registry p99 2s at half capacity for %v", m.Fault), true,
 			registryFault(registry.Faults{Latency: 100 * time.Millisecond,
 				LatencyTail: registry.Tail{P: 0.02, Extra: 1900 * time.Millisecond}, Capacity: 8})},
-		{"kafka-down", fmt.Sprintf("Kafka broker stopped for %v", m.KafkaDown), midStream(kafkaDown)},
-		{"yeyakd-kill", "kill -9 of yeyakd, restarted", midStream(killYeyakd)},
-		{"postgres-restart", fmt.Sprintf("PostgreSQL stopped for %v and started again", m.PostgresDown), midStream(restartPostgres)},
+		{"kafka-down", fmt.Sprintf("Kafka broker stopped for %v", m.KafkaDown), false, midStream(kafkaDown)},
+		{"yeyakd-kill", "kill -9 of yeyakd, restarted", false, midStream(killYeyakd)},
+		{"postgres-restart", fmt.Sprintf("PostgreSQL stopped for %v and started again", m.PostgresDown), false, midStream(restartPostgres)},
 	}
 }
 
@@ -44,7 +46,7 @@ func scenarios(m Mode) []scenario {
 // comparison moves on this machine by itself.
 func controls(m Mode) []scenario {
 	return []scenario{{"control-no-fault", fmt.Sprintf("no fault (the registry scenarios' phases, healthy throughout, %v)", m.Fault),
-		registryFault(registry.Faults{})}}
+		true, registryFault(registry.Faults{})}}
 }
 
 // verdict is a scenario's outcome.
@@ -115,103 +117,119 @@ func cachedErrors(s *load.Summary) (n int64, which []string) {
 	return n, which
 }
 
-// registryFault: the cohort that books during the fault checks its
-// eligibility first (the cache holds them); a healthy baseline runs; under
-// the fault the cohort books while uncached people arrive beside them; the
-// fault ends when the load has stopped; once the system has settled a
-// second healthy baseline runs. The healthy p99 is that of both baselines'
-// booking calls together, so a machine that gets busier or quieter during
-// the run moves both sides of the comparison.
-func registryFault(f registry.Faults) func(ctx context.Context, s *system, v *verdict) {
-	return func(ctx context.Context, s *system, v *verdict) {
+// registryFault compares two identical systems under the same load at
+// the same time: the scenario's, whose registry fails, and a healthy twin.
+// In each, a cohort checks its eligibility first (the cache holds them);
+// then, with the fault injected into the first system only, the cohort
+// books while uncached people arrive beside them; the fault ends when the
+// load has stopped. The healthy p99 is the twin's over the same seconds, so
+// whatever else the machine does at that moment weighs on both sides (a
+// healthy window before or after the fault would be another moment, and on
+// a shared machine moments differ by more than 1.5×).
+func registryFault(f registry.Faults) func(ctx context.Context, s, twin *system, v *verdict) {
+	return func(ctx context.Context, s, twin *system, v *verdict) {
 		m := s.mode
 		cohort := people(m.Rate, m.Fault)
-		cohortSkip := s.reserve(cohort)
-		warm, err := s.load(ctx, stream{rate: 4 * m.Rate, count: cohort, skip: cohortSkip, stopAfter: load.StepEligibility, sameDigit: true})
-		if err != nil {
-			v.fail("warm: %v", err)
-			return
+		type run struct {
+			warm, cached, uncached *load.Summary
+			err                    error
 		}
-		s.logf("warmed %d people (%v)", warm.Outcomes["checked"], warm.Outcomes)
-		baseline := func() (*load.Summary, error) {
-			return s.load(ctx, stream{rate: m.Rate, duration: m.Healthy / 2, skip: s.reserve(people(m.Rate, m.Healthy/2))})
+		var runs [2]run
+		var cohortSkip [2]int
+		systems := [2]*system{s, twin}
+		both := func(fn func(i int, x *system)) {
+			var wg sync.WaitGroup
+			for i, x := range systems {
+				wg.Go(func() { fn(i, x) })
+			}
+			wg.Wait()
 		}
-		before, err := baseline()
-		if err != nil {
-			v.fail("healthy: %v", err)
-			return
+		both(func(i int, x *system) {
+			cohortSkip[i] = x.reserve(cohort)
+			runs[i].warm, runs[i].err = x.load(ctx, stream{rate: 4 * m.Rate, count: cohort, skip: cohortSkip[i],
+				stopAfter: load.StepEligibility, sameDigit: true})
+		})
+		for i := range runs {
+			if runs[i].err != nil {
+				v.fail("warm %s: %v", systems[i].name, runs[i].err)
+				return
+			}
 		}
+		s.logf("warmed %d people (%v)", runs[0].warm.Outcomes["checked"], runs[0].warm.Outcomes)
 
 		if err := s.reg.SetFaults(f); err != nil {
 			v.fail("inject: %v", err)
 			return
 		}
-		var cached, uncached *load.Summary
-		var cerr, uerr error
-		var wg sync.WaitGroup
-		uskip := s.reserve(people(m.Rate/4, m.Fault))
-		wg.Go(func() {
-			cached, cerr = s.load(ctx, stream{rate: m.Rate, count: cohort, duration: m.Fault, skip: cohortSkip, sameDigit: true})
+		both(func(i int, x *system) {
+			uskip := x.reserve(people(m.Rate/4, m.Fault))
+			var wg sync.WaitGroup
+			var uerr error
+			wg.Go(func() {
+				runs[i].cached, runs[i].err = x.load(ctx, stream{rate: m.Rate, count: cohort, duration: m.Fault, skip: cohortSkip[i], sameDigit: true})
+			})
+			wg.Go(func() {
+				// Uncached people retry 503s for a while, then give up: the
+				// load stops soon after the fault's time.
+				runs[i].uncached, uerr = x.load(ctx, stream{rate: m.Rate / 4, duration: m.Fault, skip: uskip, drain: m.Drain / 4})
+			})
+			wg.Wait()
+			if runs[i].err == nil {
+				runs[i].err = uerr
+			}
 		})
-		wg.Go(func() {
-			uncached, uerr = s.load(ctx, stream{rate: m.Rate / 4, duration: m.Fault, skip: uskip})
-		})
-		wg.Wait()
 		if err := s.reg.SetFaults(registry.Faults{}); err != nil {
 			v.fail("clear fault: %v", err)
 		}
-		if cerr != nil || uerr != nil {
-			v.fail("load under fault: %v %v", cerr, uerr)
-			return
+		for i := range runs {
+			if runs[i].err != nil {
+				v.fail("load on %s: %v", systems[i].name, runs[i].err)
+				return
+			}
 		}
-		if _, err := harness.WaitQuiet(ctx, s.db, m.Settle); err != nil {
-			v.fail("did not settle after the fault: %v", err)
-			return
-		}
-		after, err := baseline()
-		if err != nil {
-			v.fail("healthy after: %v", err)
-			return
-		}
-		healthy := before.Histogram(load.StepBook)
-		if healthy == nil {
-			v.fail("no booking calls in the healthy baseline")
-			return
-		}
-		if h := after.Histogram(load.StepBook); h != nil {
-			healthy.Merge(h)
-		}
-		faultH := cached.Histogram(load.StepBook)
-		if faultH == nil {
-			v.fail("no booking calls of cached people during the fault")
-			return
-		}
-		cmp := compareP99(healthy, faultH)
-		v.booked = before.Booked + cached.Booked + uncached.Booked + after.Booked
+		faulty, healthy := runs[0], runs[1]
+		v.booked = faulty.cached.Booked + faulty.uncached.Booked
 		s.logf("fault: cached %d booked, outcomes %v; uncached outcomes %v errors %v",
-			cached.Booked, cached.Outcomes, uncached.Outcomes, uncached.Errors)
+			faulty.cached.Booked, faulty.cached.Outcomes, faulty.uncached.Outcomes, faulty.uncached.Errors)
 		for _, step := range []string{load.StepEligibility, load.StepSearch, load.StepBook, load.StepQueueWait} {
-			b, a, c := before.Steps[step], after.Steps[step], cached.Steps[step]
-			s.logf("%-12s p50/p99 ms: before %6.1f %6.1f | fault (cached) %6.1f %6.1f | after %6.1f %6.1f",
-				step, b.P50Ms, b.P99Ms, c.P50Ms, c.P99Ms, a.P50Ms, a.P99Ms)
+			h, c := healthy.cached.Steps[step], faulty.cached.Steps[step]
+			s.logf("cached people %-12s p50/p90/p99 ms: healthy twin %6.1f %6.1f %6.1f | under the fault %6.1f %6.1f %6.1f",
+				step, h.P50Ms, h.P90Ms, h.P99Ms, c.P50Ms, c.P90Ms, c.P99Ms)
 		}
-		v.figure("book p99 of cached people healthy %.1fms (%d calls) / during the fault %.1fms (%d calls): %.2f× (at least %.2f×, 95%%), limit %.1f×",
+		hh, fh := healthy.cached.Histogram(load.StepBook), faulty.cached.Histogram(load.StepBook)
+		if hh == nil || fh == nil {
+			v.fail("no booking calls of cached people to compare")
+			return
+		}
+		cmp := compareP99(hh, fh)
+		v.figure("book p99 of cached people: healthy twin %.1fms (%d calls) / under the fault %.1fms (%d calls): %.2f× (at least %.2f×, 95%%), limit %.1f×",
 			cmp.healthyP99, cmp.healthyN, cmp.faultP99, cmp.faultN, cmp.ratio, cmp.lower, p99Factor)
-		v.figure("uncached people under the fault: %d booked, %d refused 503", uncached.Booked,
-			uncached.Outcomes["failed:eligibility:registry_unavailable"]+uncached.Outcomes["failed:book:registry_unavailable"])
+		u := faulty.uncached
+		v.figure("uncached people under the fault: %d of %d booked, %d answers 503 registry_unavailable",
+			u.Booked, u.People.Started, u.Errors["eligibility:registry_unavailable"]+u.Errors["book:registry_unavailable"])
 		switch {
 		case cmp.healthyN < m.MinSamples || cmp.faultN < m.MinSamples:
 			v.fail("p99: too few booking calls to compare (healthy %d, fault %d, need %d each)", cmp.healthyN, cmp.faultN, m.MinSamples)
 		case cmp.exceeds(p99Factor):
-			v.fail("p99: cached people's booking p99 %.1f ms during the fault is over %.1f× the healthy %.1f ms (%.2f×, at least %.2f× at 95%%)",
+			v.fail("p99: cached people's booking p99 %.1f ms under the fault is over %.1f× the healthy twin's %.1f ms (%.2f×, at least %.2f× at 95%%)",
 				cmp.faultP99, p99Factor, cmp.healthyP99, cmp.ratio, cmp.lower)
 		case cmp.ratio > p99Factor:
 			v.figure("p99 ratio over %.1f× but within what %d and %d calls can tell apart", p99Factor, cmp.healthyN, cmp.faultN)
 		}
-		if n, which := cachedErrors(cached); n > 0 {
+		if n, which := cachedErrors(faulty.cached); n > 0 {
 			v.fail("cached people met %d errors on the way to a booking during the fault: %s", n, strings.Join(which, " "))
 		}
-		s.settleAndCheck(ctx, v)
+		var tv verdict
+		both(func(i int, x *system) {
+			if i == 0 {
+				x.settleAndCheck(ctx, v)
+			} else {
+				x.settleAndCheck(ctx, &tv)
+			}
+		})
+		for _, f := range tv.failures {
+			v.fail("healthy twin: %s", f)
+		}
 	}
 }
 
@@ -220,8 +238,8 @@ type fault func(ctx context.Context, s *system) (repair func(context.Context) er
 
 // midStream runs a stream, injects the fault FaultAt into it, repairs it
 // after the fault's time, lets the stream end, then checks.
-func midStream(f fault) func(ctx context.Context, s *system, v *verdict) {
-	return func(ctx context.Context, s *system, v *verdict) {
+func midStream(f fault) func(ctx context.Context, s, _ *system, v *verdict) {
+	return func(ctx context.Context, s, _ *system, v *verdict) {
 		m := s.mode
 		var sum *load.Summary
 		var lerr error

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -110,7 +111,8 @@ type stream struct {
 	count     int
 	skip      int
 	stopAfter string
-	sameDigit bool // only people of today's digit (the cached cohort)
+	sameDigit bool          // only people of today's digit (the cached cohort)
+	drain     time.Duration // 0 means the mode's Drain
 }
 
 // reserve returns a Skip for a stream that will use at most n people of
@@ -129,7 +131,7 @@ func (s *system) load(ctx context.Context, st stream) (*load.Summary, error) {
 		Target: s.y.URL(), Population: population.Config{Seed: seed, People: s.mode.People},
 		Shape: load.ShapeSteady, Rate: st.rate, Duration: st.duration, Count: st.count, Skip: st.skip,
 		StopAfter: st.stopAfter, CancelShare: 0.1, RescheduleShare: 0.1,
-		Drain: s.mode.Drain, PersonSeed: 7, Record: true, RunID: fmt.Sprintf("%s-%d", s.name, st.skip),
+		Drain: cmp.Or(st.drain, s.mode.Drain), PersonSeed: 7, Record: true, RunID: fmt.Sprintf("%s-%d", s.name, st.skip),
 	}
 	if st.sameDigit {
 		cfg.OtherDigitShare = -1

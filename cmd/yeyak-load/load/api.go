@@ -28,6 +28,7 @@ const (
 	codeAlreadyBooked = "already_booked"
 	codeAlreadyCancel = "already_cancelled"
 	codeUnknownPerson = "unknown_person"
+	codeInvalidToken  = "invalid_token"
 )
 
 // expectedCodes are the refusals a well-behaved person can meet: the
@@ -157,7 +158,7 @@ func (v *visitor) once(ctx context.Context, rq request) answer {
 func (v *visitor) call(ctx context.Context, rq request, out any) answer {
 	cfg := &v.r.cfg
 	var a answer
-	queued := 0
+	queued, reauthed := 0, false
 	for attempt := 0; attempt < cfg.Attempts; {
 		a = v.once(ctx, rq)
 		if a.ok() {
@@ -166,6 +167,15 @@ func (v *visitor) call(ctx context.Context, rq request, out any) answer {
 					a.code = CodeUndecoded
 					v.r.rec.error(rq.step, CodeUndecoded)
 				}
+			}
+			return a
+		}
+		if a.code == codeInvalidToken && rq.auth && !reauthed && rq.step != StepToken {
+			// The identity provider's keys changed (a restarted demo
+			// target): sign in again, as a frontend would, once.
+			reauthed = true
+			if v.getToken(ctx) == "" {
+				continue
 			}
 			return a
 		}

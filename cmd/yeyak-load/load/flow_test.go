@@ -250,3 +250,28 @@ func TestWaitingRoom(t *testing.T) {
 	}
 	t.Logf("%d of 16 people waited in line, wait p50 %.0f ms max %.0f ms, %d polls", q.Calls, q.P50Ms, q.MaxMs, sum.Steps[StepQueuePoll].Calls)
 }
+
+// TestSignsInAgainOnInvalidToken: a target that restarted with new keys
+// answers 401 invalid_token; the person gets a new token once and goes on.
+func TestSignsInAgainOnInvalidToken(t *testing.T) {
+	var s *scripted
+	s = newScripted(t, func(w http.ResponseWriter, r *http.Request, n int64) { s.created(w, r) })
+	var tokens, eligibility atomic.Int64
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /demo/token", func(w http.ResponseWriter, r *http.Request) {
+		tokens.Add(1)
+		s.mux.ServeHTTP(w, r)
+	})
+	mux.HandleFunc("GET /v1/me/eligibility", func(w http.ResponseWriter, r *http.Request) {
+		if eligibility.Add(1) == 1 {
+			apiErr(w, 401, "invalid_token", false, "")
+			return
+		}
+		s.mux.ServeHTTP(w, r)
+	})
+	mux.Handle("/", s.mux)
+	sum := runOne(t, mux, Config{Shape: ShapeClosed, Concurrency: 1})
+	if sum.Booked != 1 || tokens.Load() != 2 || eligibility.Load() != 2 {
+		t.Fatalf("booked %d, %d tokens, %d eligibility calls; outcomes %v", sum.Booked, tokens.Load(), eligibility.Load(), sum.Outcomes)
+	}
+}
