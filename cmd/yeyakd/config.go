@@ -39,6 +39,7 @@ type config struct {
 	AdmissionPassTTL  time.Duration
 	AdmissionPreOpen  time.Duration
 	IdempotencyMaxAge time.Duration
+	Campaign          string
 }
 
 // secret marks settings printed masked.
@@ -60,8 +61,12 @@ func envName(flagName string) string {
 const usageHeader = `yeyakd — the yeyak vaccination booking service.
 
 Usage:
-  yeyakd [flags]            serve (every role in one process by default)
-  yeyakd migrate [flags]    apply database migrations and exit
+  yeyakd [flags]                     serve (every role in one process by default)
+  yeyakd migrate [flags]             apply database migrations and exit
+  yeyakd campaign load FILE [flags]  add or replace campaigns from a JSON file (docs/campaign-2021.json)
+  yeyakd clinic load FILE [flags]    add or replace clinics from CSV (id,name,region,lat,lon,products) or JSON
+  yeyakd supply load FILE --campaign ID [flags]
+                                     load supply from CSV (clinic_id,date,product,dose,doses) or JSON
 
 Every flag has an environment equivalent: --ops-listen is YEYAK_OPS_LISTEN,
 --issuer is YEYAK_ISSUER (several issuers separated by ';'). Flags win.
@@ -92,6 +97,7 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.AdmissionPassTTL, "admission-pass-ttl", 5*time.Minute, "how long a waiting-room pass stays valid")
 	fs.DurationVar(&cfg.AdmissionPreOpen, "admission-pre-opening", 30*time.Minute, "arrivals this long before a window opens are shuffled at the opening")
 	fs.DurationVar(&cfg.IdempotencyMaxAge, "idempotency-max-age", 24*time.Hour, "how long Idempotency-Keys and their stored responses are kept")
+	fs.StringVar(&cfg.Campaign, "campaign", "", "supply load: the campaign the supply file is for")
 	fs.StringVar(&cfg.Role, "role", "all", "roles to run: all | api | relay | sync")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may finish after SIGTERM")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "debug | info | warn | error")
@@ -110,8 +116,15 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parseConfig reads flags, then fills every flag not given from YEYAK_*.
+// parseConfig reads flags, then fills every flag not given from YEYAK_*,
+// for serving.
 func parseConfig(args []string, getenv func(string) string, out io.Writer) (*config, *flag.FlagSet, error) {
+	return parseConfigFor(true, args, getenv, out)
+}
+
+// parseConfigFor is parseConfig; a subcommand (serving false) needs only
+// the database settings checked.
+func parseConfigFor(serving bool, args []string, getenv func(string) string, out io.Writer) (*config, *flag.FlagSet, error) {
 	cfg := &config{}
 	fs := newFlagSet(cfg, out)
 	if err := fs.Parse(args); err != nil {
@@ -151,6 +164,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (*con
 	}
 	if cfg.Kafka == "" && cfg.Demo {
 		cfg.Kafka = "embedded"
+	}
+	if !serving {
+		return cfg, fs, nil
 	}
 	return cfg, fs, cfg.validate()
 }

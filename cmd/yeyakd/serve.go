@@ -222,8 +222,25 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer)
 		})
 	}
 
+	// Roll-over: a closed rotation day's unbooked doses move to the open
+	// wave, exactly once (safe in every instance at once).
+	roller, err := booking.NewRoller(booking.RollerConfig{Store: db, Now: now, Logger: log})
+	if err != nil {
+		return err
+	}
+	wg.Go(func() {
+		if err := roller.Run(bg); err != nil && bg.Err() == nil {
+			log.Error("roll-over stopped", "err", err)
+		}
+	})
+	supply, err := booking.NewSupplyLoader(booking.SupplyLoaderConfig{Store: db, Now: now, Logger: log})
+	if err != nil {
+		return err
+	}
+
 	// The ops listener runs in every role.
 	ops := httpapi.NewOpsHandler(httpapi.OpsConfig{Gatherer: reg, Mounts: map[string]http.Handler{
+		"/ops/supply":      httpapi.SupplyOpsHandler(supply, cfg.OpsToken, log),
 		"/ops/breakers":    facade.OpsHandler(cfg.OpsToken),
 		"/ops/cache":       people.OpsHandler(cfg.OpsToken),
 		"/ops/warmer":      people.OpsHandler(cfg.OpsToken),
