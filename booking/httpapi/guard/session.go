@@ -208,8 +208,12 @@ func (s *Sessions) Admit(ctx context.Context, personID, session string, expires 
 	if !until.After(now) { // a token at the edge of its skew: hold it briefly
 		until = now.Add(time.Second)
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.StoreTimeout)
-	defer cancel()
+	if _, inProcess := s.store.(*MemorySessionStore); !inProcess {
+		// The memory store never blocks; only a remote one needs a deadline.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.StoreTimeout)
+		defer cancel()
+	}
 	ok, retryAt, err := s.store.Admit(ctx, s.personKey(personID), session, now, until, now.Add(s.window))
 	if err != nil {
 		return Decision{}, fmt.Errorf("guard: session store: %w", err)
