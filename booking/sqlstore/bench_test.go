@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -63,3 +65,61 @@ func BenchmarkBookPostgres(b *testing.B) {
 
 // BenchmarkBookSQLite: go test -run ^$ -bench BookSQLite ./booking/sqlstore/
 func BenchmarkBookSQLite(b *testing.B) { benchBook(b, openSQLite(b)) }
+
+// benchApplySupply applies a national-style supply file per iteration:
+// YEYAK_BENCH_CLINICS clinics (default 1,000; the 2021 campaign had about
+// 14,000) × 30 dates of pfizer dose 1 (11 waves each) plus the matching
+// dose-2 rows, every row changing from the load before. The first load
+// (all inserts) is outside the timer.
+func benchApplySupply(b *testing.B, db *DB) {
+	ctx := context.Background()
+	c := seedCampaign(b, db)
+	n := 1000
+	if v := os.Getenv("YEYAK_BENCH_CLINICS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 {
+			b.Fatalf("YEYAK_BENCH_CLINICS=%q", v)
+		}
+	}
+	clinics := make([]booking.Clinic, n)
+	for i := range clinics {
+		clinics[i] = booking.Clinic{ID: fmt.Sprintf("S%05d", i), Name: "Clinic", Region: "11-110", Products: []string{"pfizer"}}
+	}
+	if err := db.PutClinics(ctx, clinics); err != nil {
+		b.Fatal(err)
+	}
+	rows := func(doses int) []booking.Supply {
+		out := make([]booking.Supply, 0, 60*n)
+		for _, cl := range clinics {
+			for d := range 30 {
+				out = append(out,
+					booking.Supply{ClinicID: cl.ID, Date: day1.AddDays(d), Product: "pfizer", Dose: 1, Doses: doses},
+					booking.Supply{ClinicID: cl.ID, Date: day1.AddDays(d + 42), Product: "pfizer", Dose: 2, Doses: doses})
+			}
+		}
+		return out
+	}
+	if _, err := db.ApplySupply(ctx, booking.SupplyLoad{Campaign: c, Digest: "bench-first", Rows: rows(110)}); err != nil {
+		b.Fatal(err)
+	}
+	var supplyRows, quotaRows int
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		res, err := db.ApplySupply(ctx, booking.SupplyLoad{Campaign: c, Digest: fmt.Sprintf("bench-%d", i), Rows: rows(121 + 11*(i%2))})
+		if err != nil {
+			b.Fatal(err)
+		}
+		supplyRows += res.Rows
+		quotaRows += res.QuotaRows
+	}
+	secs := time.Since(start).Seconds()
+	b.ReportMetric(float64(supplyRows)/secs, "supply-rows/s")
+	b.ReportMetric(float64(quotaRows)/secs, "quota-rows/s")
+}
+
+// BenchmarkApplySupplyPostgres: go test -run ^$ -bench ApplySupplyPostgres -benchtime 1x ./booking/sqlstore/
+func BenchmarkApplySupplyPostgres(b *testing.B) { benchApplySupply(b, openPostgres(b)) }
+
+// BenchmarkApplySupplySQLite: go test -run ^$ -bench ApplySupplySQLite -benchtime 1x ./booking/sqlstore/
+func BenchmarkApplySupplySQLite(b *testing.B) { benchApplySupply(b, openSQLite(b)) }

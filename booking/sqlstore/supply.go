@@ -240,17 +240,61 @@ func (db *DB) rolledWaves(ctx context.Context, tx *sqlx.Tx, campaignID string) (
 	return out, nil
 }
 
+// sqlUpsertQuotas writes supply's quota rows: {{values}} is one
+// sqlUpsertRow per row. The version is per row on PostgreSQL (the
+// sequence) and one argument for the whole transaction on SQLite, whose
+// writers serialize; computing MAX(version) + 1 in every row of a bulk
+// statement made SQLite spend most of a load compiling subqueries.
+const (
+	sqlUpsertQuotas = `INSERT INTO quotas (campaign_id, clinic_id, vdate, product, dose, wave, capacity, booked, version)
+		VALUES {{values}}
+		ON CONFLICT (campaign_id, clinic_id, vdate, product, dose, wave) DO UPDATE
+		SET capacity = excluded.capacity, version = excluded.version
+		WHERE quotas.booked <= excluded.capacity`
+	sqlUpsertRow      = `(?, ?, ?, ?, ?, ?, ?, 0, {{rowVersion}})`
+	sqlNextVersionArg = `SELECT COALESCE(MAX(version), 0) + 1 FROM quotas`
+)
+
 // writeQuotas inserts or re-sizes quota rows in bulk, in key order. The
 // caller holds the rows' locks and has checked that no capacity falls
 // below what is booked; a row the guard skips means it did not.
 func (db *DB) writeQuotas(ctx context.Context, tx *sqlx.Tx, qs []booking.Quota) error {
+	if len(qs) == 0 {
+		return nil
+	}
 	slices.SortFunc(qs, func(a, b booking.Quota) int { return quotaKeyOf(a).compare(quotaKeyOf(b)) })
+	row, version := sqlUpsertRow, int64(0)
+	if db.dialect == Postgres {
+		row = strings.ReplaceAll(row, "{{rowVersion}}", "nextval('quota_version_seq')")
+	} else {
+		row = strings.ReplaceAll(row, "{{rowVersion}}", "?")
+		if err := tx.QueryRowxContext(ctx, sqlNextVersionArg).Scan(&version); err != nil {
+			return fmt.Errorf("next quota version: %w", err)
+		}
+	}
+	stmts := map[int]*sqlx.Stmt{} // by rows per statement: the full size and the last batch
+	defer func() {
+		for _, st := range stmts {
+			_ = st.Close()
+		}
+	}()
 	for batch := range slices.Chunk(qs, bulkRows) {
-		args := make([]any, 0, 7*len(batch))
+		st, ok := stmts[len(batch)]
+		if !ok {
+			var err error
+			if st, err = tx.PreparexContext(ctx, db.dialect.bulkSQL(sqlUpsertQuotas, row, len(batch))); err != nil {
+				return fmt.Errorf("prepare quota writes: %w", err)
+			}
+			stmts[len(batch)] = st
+		}
+		args := make([]any, 0, 8*len(batch))
 		for _, q := range batch {
 			args = append(args, q.CampaignID, q.ClinicID, db.dialect.dateArg(q.Date), q.Product, q.Dose, q.Wave, q.Capacity)
+			if db.dialect != Postgres {
+				args = append(args, version)
+			}
 		}
-		res, err := tx.ExecContext(ctx, db.dialect.bulkSQL(sqlSetQuotas, sqlQuotaRow, len(batch)), args...)
+		res, err := st.ExecContext(ctx, args...)
 		if err != nil {
 			return fmt.Errorf("write quotas of %s…: %w", batch[0].ClinicID, err)
 		}
