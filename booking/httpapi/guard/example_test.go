@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/yeyak/yeyak/booking/httpapi"
 	"github.com/yeyak/yeyak/booking/httpapi/auth"
 	"github.com/yeyak/yeyak/booking/httpapi/guard"
 )
@@ -45,3 +46,17 @@ func Example() {
 	// phone 200
 	// phone 429 1
 }
+
+// The hooks fit httpapi.Config as documented (checked at compile time).
+var (
+	_ guard.IdentityFunc                = httpapi.IdentityFrom
+	_ func(http.Handler) http.Handler   = (*guard.Guard)(nil).Edge
+	_ []func(http.Handler) http.Handler = httpapi.Config{}.Flow
+	_                                   = httpapi.Config{
+		Edge: (*guard.Guard)(nil).Edge,
+		Flow: []func(http.Handler) http.Handler{
+			(*guard.Guard)(nil).PersonLimit(httpapi.IdentityFrom),
+			(*guard.Sessions)(nil).Middleware(httpapi.IdentityFrom),
+		},
+	}
+)
