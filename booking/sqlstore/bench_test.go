@@ -67,14 +67,14 @@ func BenchmarkBookPostgres(b *testing.B) {
 func BenchmarkBookSQLite(b *testing.B) { benchBook(b, openSQLite(b)) }
 
 // benchApplySupply applies a national-style supply file per iteration:
-// YEYAK_BENCH_CLINICS clinics (default 1,000; the 2021 campaign had about
-// 14,000) × 30 dates of pfizer dose 1 (11 waves each) plus the matching
+// YEYAK_BENCH_CLINICS clinics (default 200, to keep make bench short; the
+// 2021 campaign had about 14,000) × 30 dates of pfizer dose 1 (11 waves each) plus the matching
 // dose-2 rows, every row changing from the load before. The first load
 // (all inserts) is outside the timer.
 func benchApplySupply(b *testing.B, db *DB) {
 	ctx := context.Background()
 	c := seedCampaign(b, db)
-	n := 1000
+	n := 200
 	if v := os.Getenv("YEYAK_BENCH_CLINICS"); v != "" {
 		var err error
 		if n, err = strconv.Atoi(v); err != nil || n < 1 {
