@@ -118,6 +118,10 @@ type ConsumerConfig struct {
 	// Kafka retention bound it). 0 means 7 days; negative keeps them forever.
 	InboxRetention time.Duration
 	// LagInterval is how often the lag gauge is refreshed; 0 means 5 s.
+	// With Brokers and GroupID set the lag is the group's total over every
+	// partition of the topic (see LagMeter: high watermarks against the
+	// group's committed offsets); with only a Reader it falls back to
+	// Reader.Stats().Lag, which covers the last fetched partition only.
 	LagInterval time.Duration
 
 	// Metrics receives the consumer's metrics; nil means a private set.
@@ -140,12 +144,15 @@ type Consumer struct {
 	lim     *rate.Limiter
 	log     *slog.Logger
 
+	lagMeter *LagMeter // nil: Reader.Stats().Lag
+
 	running                       atomic.Bool
 	paused                        atomic.Bool
 	applied, dedup, dead, retries atomic.Int64
 	lag                           atomic.Int64
 	mu                            sync.Mutex
 	lastErr                       string
+	lagErr                        string // housekeeping goroutine only
 }
 
 // NewConsumer validates cfg and builds the consumer (and its kafka-go
@@ -233,6 +240,11 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 		c.ownDLW = NewWriter(cfg.Brokers, "", WriterConfig{})
 		c.dlw = c.ownDLW
 	}
+	if len(cfg.Brokers) > 0 && cfg.GroupID != "" {
+		if c.lagMeter, err = NewLagMeter(cfg.Brokers, cfg.GroupID, cfg.Topic, cfg.LagInterval); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
 }
 
@@ -291,6 +303,9 @@ func (c *Consumer) close() {
 		if err := c.ownDLW.Close(); err != nil {
 			c.log.Warn("close dead-letter writer", "err", err)
 		}
+	}
+	if c.lagMeter != nil {
+		c.lagMeter.Close()
 	}
 }
 
@@ -499,9 +514,7 @@ func (c *Consumer) housekeeping(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			lag := c.r.Stats().Lag
-			c.lag.Store(lag)
-			c.cfg.Metrics.Lag.Set(float64(lag))
+			c.refreshLag(ctx)
 		case <-purge.C:
 			if c.cfg.InboxRetention < 0 {
 				continue
@@ -513,6 +526,29 @@ func (c *Consumer) housekeeping(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// refreshLag updates the lag gauge: the group's total lag when the
+// consumer knows its brokers, else the reader's own figure. A failed
+// measure keeps the last value and is logged when its cause changes.
+func (c *Consumer) refreshLag(ctx context.Context) {
+	if c.lagMeter == nil {
+		lag := c.r.Stats().Lag
+		c.lag.Store(lag)
+		c.cfg.Metrics.Lag.Set(float64(lag))
+		return
+	}
+	lag, _, err := c.lagMeter.Lag(ctx)
+	if err != nil {
+		if ctx.Err() == nil && err.Error() != c.lagErr {
+			c.log.Warn("outbox consumer lag not measured; keeping the last value", "err", err)
+		}
+		c.lagErr = err.Error()
+		return
+	}
+	c.lagErr = ""
+	c.lag.Store(lag)
+	c.cfg.Metrics.Lag.Set(float64(lag))
 }
 
 // PurgeInbox deletes inbox entries processed before cutoff and returns how

@@ -441,3 +441,35 @@ func TestPurgeInbox(t *testing.T) {
 		})
 	}
 }
+
+// TestConsumerRateLimitCapsApplies: with Rate r and Burst 1, n messages
+// that are all ready cannot be applied in less than (n-1)/r, however fast
+// the handler is. (A lower bound on elapsed time: the limiter guarantees
+// it, a slow machine only adds to it.)
+func TestConsumerRateLimitCapsApplies(t *testing.T) {
+	t.Parallel()
+	db := openDB(t, outbox.DialectSQLite)
+	brokers := startKafka(t, 1, topic, topic+outbox.DeadLetterSuffix)
+	const n, perSecond = 21, 20
+	evs := makeEvents(n, n)
+	msgs := make([]kafka.Message, n)
+	for i, e := range evs {
+		msgs[i] = eventMessage(e)
+	}
+	produce(t, brokers, msgs...)
+	var mu sync.Mutex
+	var at []time.Time
+	c, _ := runConsumer(t, db, brokers, "rate", func(context.Context, outbox.Message) error {
+		mu.Lock()
+		at = append(at, time.Now())
+		mu.Unlock()
+		return nil
+	}, func(cfg *outbox.ConsumerConfig) { cfg.Rate, cfg.Burst = perSecond, 1 })
+	waitFor(t, 20*time.Second, "all applied", func() bool { return c.Stats().Applied == n })
+	mu.Lock()
+	defer mu.Unlock()
+	least := time.Duration(n-1) * time.Second / perSecond
+	if span := at[n-1].Sub(at[0]); span < least-25*time.Millisecond {
+		t.Fatalf("%d applies in %v with a %d/s limit: at least %v expected", n, span, perSecond, least)
+	}
+}

@@ -61,7 +61,8 @@ func (m *RelayMetrics) Register(reg prometheus.Registerer) error {
 
 // ConsumerMetrics are a consumer's Prometheus metrics, labelled by group.
 type ConsumerMetrics struct {
-	// Lag is the consumer's lag in messages (Reader.Stats().Lag).
+	// Lag is the consumer group's lag in messages, summed over the topic's
+	// partitions (see LagMeter).
 	Lag prometheus.Gauge
 	// Applied, Deduplicated and DeadLettered count messages the handler
 	// applied, messages skipped because the inbox already held their event
@@ -83,7 +84,7 @@ func NewConsumerMetrics(group string) *ConsumerMetrics {
 		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "yeyak", Subsystem: "consumer", Name: name, Help: help, ConstLabels: l})
 	}
 	return &ConsumerMetrics{
-		Lag:          g("lag_messages", "Messages between the consumer's position and the end of its partitions."),
+		Lag:          g("lag_messages", "Messages between the group's committed offsets and the end of the topic, summed over its partitions."),
 		Applied:      c("applied_total", "Events the handler applied."),
 		Deduplicated: c("deduplicated_total", "Redelivered events skipped because the inbox held their id."),
 		DeadLettered: c("dead_lettered_total", "Events sent to the dead-letter topic."),

@@ -6,3 +6,5 @@ import (
 )
 
 func testutilCounter(c prometheus.Counter) float64 { return testutil.ToFloat64(c) }
+
+func testutilGauge(g prometheus.Gauge) float64 { return testutil.ToFloat64(g) }
