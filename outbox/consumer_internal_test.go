@@ -18,8 +18,8 @@ func (nopReader) FetchMessage(ctx context.Context) (kafka.Message, error) {
 	return kafka.Message{}, ctx.Err()
 }
 func (nopReader) CommitMessages(context.Context, ...kafka.Message) error { return nil }
-func (nopReader) Stats() kafka.ReaderStats                             { return kafka.ReaderStats{} }
-func (nopReader) Close() error                                         { return nil }
+func (nopReader) Stats() kafka.ReaderStats                               { return kafka.ReaderStats{} }
+func (nopReader) Close() error                                           { return nil }
 
 type nopPub struct{}
 
