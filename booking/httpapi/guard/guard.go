@@ -60,7 +60,8 @@ type Config struct {
 	MaxInFlightPerAddr int
 	// MaxKeys bounds each limiter table (per person, per address): the
 	// least recently seen key is evicted beyond it. 0 means
-	// DefaultMaxKeys (100 000, about 20 MB per table when full).
+	// DefaultMaxKeys (100 000, about 21 MB per table when full: ~210 bytes
+	// a bucket).
 	MaxKeys int
 
 	// WriteError writes refusals. nil means WriteError (the /v1 error

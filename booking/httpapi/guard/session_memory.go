@@ -15,11 +15,11 @@ const DefaultMaxPersons = 250_000
 
 // MemoryStoreConfig configures a MemorySessionStore.
 type MemoryStoreConfig struct {
-	// MaxPersons bounds the records held (about 200 bytes each); beyond it
+	// MaxPersons bounds the records held (about 230 bytes each); beyond it
 	// the least recently seen person's record is evicted, and with it any
 	// hold it had (the store fails open under memory pressure). Size it
 	// for the persons active within a hold period. 0 means
-	// DefaultMaxPersons (250 000, about 50 MB when full).
+	// DefaultMaxPersons (250 000, about 57 MB when full).
 	MaxPersons int
 }
 
