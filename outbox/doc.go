@@ -13,8 +13,14 @@
 //     Handler (adapter/registrysync for the registry), dedups redeliveries
 //     through the inbox table, dead-letters poison events, pauses while the
 //     target is unavailable, and commits an offset only once its event is
-//     applied, deduplicated or dead-lettered.
-//   - OpsHandler serves GET /ops/outbox and POST /ops/deadletters/{id}/retry.
+//     applied, deduplicated or dead-lettered. Its lag gauge is the group's
+//     total over every partition (LagMeter), and it applies at most Rate
+//     events a second (200 by default) to protect the registry.
+//   - OpsHandler serves GET /ops/outbox (backlog and age of the oldest
+//     unsent row; the relay's status, its publish latency percentiles and
+//     batch sizes over the last 512 batches (Relay.PublishStats); each
+//     consumer's lag, pause and counters; the open dead letters) and POST
+//     /ops/deadletters/{id}/retry. docs/runbook.md says what to do with them.
 //
 // StartEmbeddedKafka runs an in-process Kafka-protocol broker (kfake) for
 // tests, benchmarks and the demo.

@@ -99,6 +99,9 @@ type RelaySummary struct {
 	Status
 	Published float64 `json:"published_total"`
 	Failed    float64 `json:"failed_total"`
+	// Publish is the latency and batch-size summary of the recent
+	// publishes.
+	Publish PublishStats `json:"publish"`
 }
 
 func (o *ops) summary(w http.ResponseWriter, r *http.Request) {
@@ -122,7 +125,8 @@ func (o *ops) build(ctx context.Context) (*OutboxSummary, error) {
 		Consumers: []ConsumerStats{}, DeadLetters: []DeadLetter{}}
 	if o.cfg.Relay != nil {
 		m := o.cfg.Relay.Metrics()
-		s.Relay = &RelaySummary{Status: o.cfg.Relay.Status(), Published: counterValue(m.Published), Failed: counterValue(m.Failed)}
+		s.Relay = &RelaySummary{Status: o.cfg.Relay.Status(), Published: counterValue(m.Published), Failed: counterValue(m.Failed),
+			Publish: o.cfg.Relay.PublishStats()}
 	}
 	for _, f := range o.cfg.Consumers {
 		s.Consumers = append(s.Consumers, f())

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -133,6 +134,7 @@ type Relay struct {
 	running bool
 	lastErr string
 	lastPub time.Time
+	recent  recentBatches
 }
 
 // NewRelay returns a relay reading db's outbox table and publishing with
@@ -373,8 +375,12 @@ func (r *Relay) publish(ctx context.Context, rows []row) ([]row, error) {
 	defer cancel()
 	start := time.Now()
 	err := r.pub.WriteMessages(pctx, msgs...)
-	r.cfg.Metrics.PublishLatency.Observe(time.Since(start).Seconds())
+	took := time.Since(start)
+	r.cfg.Metrics.PublishLatency.Observe(took.Seconds())
 	r.cfg.Metrics.BatchSize.Observe(float64(len(rows)))
+	r.mu.Lock()
+	r.recent.add(took, len(rows), err == nil)
+	r.mu.Unlock()
 	if err == nil {
 		r.cfg.Metrics.Published.Add(float64(len(rows)))
 		r.mu.Lock()
@@ -597,6 +603,79 @@ func Backlog(ctx context.Context, db *sqlx.DB, dialect string) (BacklogStats, er
 		b.OldestAge = max(time.Since(t), 0)
 	}
 	return b, nil
+}
+
+// recentBatchesKept is how many of the last publishes PublishStats
+// describes.
+const recentBatchesKept = 512
+
+// recentBatches is a ring of the last publishes, for ops.
+type recentBatches struct {
+	lat   [recentBatchesKept]time.Duration
+	size  [recentBatchesKept]int32
+	ok    [recentBatchesKept]bool
+	n     int // filled slots
+	next  int
+	total int64
+}
+
+func (rb *recentBatches) add(d time.Duration, size int, ok bool) {
+	rb.lat[rb.next], rb.size[rb.next], rb.ok[rb.next] = d, int32(size), ok
+	rb.next = (rb.next + 1) % recentBatchesKept
+	rb.n = min(rb.n+1, recentBatchesKept)
+	rb.total++
+}
+
+// PublishStats summarises the relay's publishes to Kafka: how long one
+// batch's WriteMessages took (acks from all in-sync replicas) and how many
+// events it carried, over the last batches (up to 512), plus the totals
+// since the relay was created. Durations are in seconds.
+type PublishStats struct {
+	// Batches is the number of publishes since the relay was created
+	// (failed ones included); Recent how many of the last ones the figures
+	// below cover, and RecentFailed how many of those failed.
+	Batches      int64 `json:"batches_total"`
+	Recent       int   `json:"recent_batches"`
+	RecentFailed int   `json:"recent_failed"`
+	// Latency of a publish: median, 90th and 99th percentile, and maximum.
+	LatencyP50 float64 `json:"latency_p50_seconds"`
+	LatencyP90 float64 `json:"latency_p90_seconds"`
+	LatencyP99 float64 `json:"latency_p99_seconds"`
+	LatencyMax float64 `json:"latency_max_seconds"`
+	// Events per batch: median, mean and maximum. Batches well below the
+	// relay's BatchSize mean the relay keeps up as events arrive; batches
+	// at BatchSize mean it is draining a backlog.
+	SizeP50  float64 `json:"batch_size_p50"`
+	SizeMean float64 `json:"batch_size_mean"`
+	SizeMax  int     `json:"batch_size_max"`
+}
+
+// PublishStats returns the summary of the relay's recent publishes.
+func (r *Relay) PublishStats() PublishStats {
+	r.mu.Lock()
+	rb := r.recent
+	r.mu.Unlock()
+	st := PublishStats{Batches: rb.total, Recent: rb.n}
+	if rb.n == 0 {
+		return st
+	}
+	lat := slices.Clone(rb.lat[:rb.n])
+	size := make([]int, rb.n)
+	total := 0
+	for i := range rb.n {
+		size[i] = int(rb.size[i])
+		total += size[i]
+		if !rb.ok[i] {
+			st.RecentFailed++
+		}
+	}
+	slices.Sort(lat)
+	slices.Sort(size)
+	q := func(p float64) int { return min(rb.n-1, int(p*float64(rb.n))) }
+	st.LatencyP50, st.LatencyP90, st.LatencyP99 = lat[q(0.5)].Seconds(), lat[q(0.9)].Seconds(), lat[q(0.99)].Seconds()
+	st.LatencyMax = lat[rb.n-1].Seconds()
+	st.SizeP50, st.SizeMean, st.SizeMax = float64(size[q(0.5)]), float64(total)/float64(rb.n), size[rb.n-1]
+	return st
 }
 
 // Status is what the relay reports to ops.

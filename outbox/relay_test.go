@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -356,5 +358,49 @@ func TestRelayWakesOnNotify(t *testing.T) {
 		if got := published(r); got != float64(5*(round+1)) {
 			t.Fatalf("published %v, want %d", got, 5*(round+1))
 		}
+	}
+}
+
+// TestOpsOutboxPublishSummary: GET /ops/outbox reports the relay's publish
+// latency and batch sizes over its recent batches, failed ones counted.
+func TestOpsOutboxPublishSummary(t *testing.T) {
+	t.Parallel()
+	db := openDB(t, outbox.DialectSQLite)
+	brokers := startKafka(t, 3, topic)
+	w := outbox.NewWriter(brokers, topic, outbox.WriterConfig{})
+	defer w.Close()
+	fp := &failingPublisher{Publisher: w}
+	fp.down.Store(true)
+	r, err := outbox.NewRelay(db, outbox.DialectSQLite, fp, fastRelay(outbox.RelayConfig{BatchSize: 100}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	insertEvents(t, db, makeEvents(250, 25)) // before the relay starts: full batches
+	runRelay(t, r)
+	waitFor(t, 10*time.Second, "failed publishes", func() bool { return fp.calls.Load() >= 2 })
+	fp.down.Store(false)
+	waitFor(t, 20*time.Second, "drained", func() bool { return pending(t, db) == 0 })
+
+	srv := httptest.NewServer(outbox.OpsHandler(db, outbox.OpsConfig{Relay: r}))
+	defer srv.Close()
+	res, err := http.Get(srv.URL + "/ops/outbox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum outbox.OutboxSummary
+	decodeJSON(t, res, &sum)
+	if sum.Relay == nil {
+		t.Fatal("no relay in the summary")
+	}
+	p := sum.Relay.Publish
+	ok := p.Recent - p.RecentFailed
+	if p.Batches != int64(p.Recent) || p.RecentFailed < 2 || ok != 3 {
+		t.Fatalf("publish summary %+v: want 3 successful batches (100, 100, 50) after at least 2 failed ones", p)
+	}
+	if p.SizeMax != 100 || p.LatencyMax <= 0 || p.LatencyP50 > p.LatencyP99 || p.LatencyP99 > p.LatencyMax {
+		t.Fatalf("publish summary %+v", p)
+	}
+	if got := testutilCounter(r.Metrics().Published); got != 250 {
+		t.Fatalf("published %v, want 250", got)
 	}
 }
