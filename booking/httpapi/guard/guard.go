@@ -18,8 +18,8 @@ import (
 const (
 	DefaultPersonRate         = 2.0 // requests per second per person
 	DefaultPersonBurst        = 20
-	DefaultAddrRate           = 50.0 // requests per second per client address
-	DefaultAddrBurst          = 200
+	DefaultAddrRate           = 100.0 // requests per second per client address
+	DefaultAddrBurst          = 500
 	DefaultMaxInFlightPerAddr = 32
 	DefaultMaxKeys            = 100_000
 	DefaultIPv6Prefix         = 64
@@ -48,11 +48,11 @@ type Config struct {
 	PersonBurst int
 	// AddrRate is the sustained requests per second of one client address
 	// (all requests, authenticated or not). Carrier NAT puts many people
-	// behind one address, so it is a generous backstop; the per-person
-	// limit does the real work. 0 means DefaultAddrRate (50); negative
-	// turns it off.
+	// behind one address, so it is a generous backstop (50 people at the
+	// full per-person rate); the per-person limit does the real work. 0
+	// means DefaultAddrRate (100); negative turns it off.
 	AddrRate float64
-	// AddrBurst is the per-address burst. 0 means DefaultAddrBurst (200).
+	// AddrBurst is the per-address burst. 0 means DefaultAddrBurst (500).
 	AddrBurst int
 	// MaxInFlightPerAddr caps the requests one client address has in
 	// progress at once. 0 means DefaultMaxInFlightPerAddr (32); negative
