@@ -123,3 +123,52 @@ func BenchmarkApplySupplyPostgres(b *testing.B) { benchApplySupply(b, openPostgr
 
 // BenchmarkApplySupplySQLite: go test -run ^$ -bench ApplySupplySQLite -benchtime 1x ./booking/sqlstore/
 func BenchmarkApplySupplySQLite(b *testing.B) { benchApplySupply(b, openSQLite(b)) }
+
+// benchRollOver rolls one rotation wave over per iteration, on
+// YEYAK_BENCH_CLINICS clinics (default 200) × 30 dates of pfizer dose 1
+// (11 waves each, 10 doses a wave, all of a wave's doses moving).
+func benchRollOver(b *testing.B, db *DB) {
+	ctx := context.Background()
+	c := seedCampaign(b, db)
+	n := 200
+	if v := os.Getenv("YEYAK_BENCH_CLINICS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 {
+			b.Fatalf("YEYAK_BENCH_CLINICS=%q", v)
+		}
+	}
+	clinics := make([]booking.Clinic, n)
+	var rows []booking.Supply
+	for i := range clinics {
+		clinics[i] = booking.Clinic{ID: fmt.Sprintf("R%05d", i), Name: "Clinic", Region: "11-110", Products: []string{"pfizer"}}
+		for d := range 30 {
+			rows = append(rows, booking.Supply{ClinicID: clinics[i].ID, Date: day1.AddDays(d), Product: "pfizer", Dose: 1, Doses: 110})
+		}
+	}
+	if err := db.PutClinics(ctx, clinics); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := db.ApplySupply(ctx, booking.SupplyLoad{Campaign: c, Digest: "bench", Rows: rows}); err != nil {
+		b.Fatal(err)
+	}
+	if b.N > c.Waves()-1 {
+		b.N = c.Waves() - 1 // each iteration rolls a fresh wave
+	}
+	b.ResetTimer()
+	start := time.Now()
+	var moved int64
+	for i := range b.N {
+		res, err := db.RollOverWave(ctx, c.ID, i+1, time.Now())
+		if err != nil || res.Already {
+			b.Fatal(res, err)
+		}
+		moved += int64(res.QuotaRows)
+	}
+	b.ReportMetric(float64(moved)/time.Since(start).Seconds(), "rows/s")
+}
+
+// BenchmarkRollOverPostgres: go test -run ^$ -bench RollOverPostgres -benchtime 1x ./booking/sqlstore/
+func BenchmarkRollOverPostgres(b *testing.B) { benchRollOver(b, openPostgres(b)) }
+
+// BenchmarkRollOverSQLite: go test -run ^$ -bench RollOverSQLite -benchtime 1x ./booking/sqlstore/
+func BenchmarkRollOverSQLite(b *testing.B) { benchRollOver(b, openSQLite(b)) }

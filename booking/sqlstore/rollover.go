@@ -36,15 +36,9 @@ const (
 		WHERE k.campaign_id = ? AND k.wave = ? AND k.capacity > k.booked
 			AND NOT EXISTS (SELECT 1 FROM quotas o WHERE ` + sqlSameGroup + ` AND o.wave = 0)
 		ON CONFLICT (campaign_id, clinic_id, vdate, product, dose, wave) DO NOTHING`
-	sqlMoveToOpen = `UPDATE quotas SET capacity = capacity + (
-			SELECT k.capacity - k.booked FROM quotas k WHERE k.campaign_id = quotas.campaign_id
-				AND k.clinic_id = quotas.clinic_id AND k.vdate = quotas.vdate AND k.product = quotas.product
-				AND k.dose = quotas.dose AND k.wave = ?),
-			version = {{nextVersion}}
-		WHERE campaign_id = ? AND wave = 0 AND EXISTS (
-			SELECT 1 FROM quotas k WHERE k.campaign_id = quotas.campaign_id AND k.clinic_id = quotas.clinic_id
-				AND k.vdate = quotas.vdate AND k.product = quotas.product AND k.dose = quotas.dose
-				AND k.wave = ? AND k.capacity > k.booked)`
+	sqlMoveToOpen = `UPDATE quotas AS o SET capacity = o.capacity + (k.capacity - k.booked), version = {{nextVersion}}
+		FROM quotas AS k
+		WHERE k.campaign_id = ? AND k.wave = ? AND k.capacity > k.booked AND ` + sqlSameGroup + ` AND o.wave = 0`
 	sqlShrinkWave = `UPDATE quotas SET capacity = booked, version = {{nextVersion}}
 		WHERE campaign_id = ? AND wave = ? AND capacity > booked`
 
@@ -102,7 +96,7 @@ func (db *DB) RollOverWave(ctx context.Context, campaignID string, wave int, at 
 			if _, err := tx.ExecContext(ctx, r(sqlAddOpenRows), campaignID, wave); err != nil {
 				return fmt.Errorf("add open wave rows: %w", err)
 			}
-			if _, err := tx.ExecContext(ctx, r(sqlMoveToOpen), wave, campaignID, wave); err != nil {
+			if _, err := tx.ExecContext(ctx, r(sqlMoveToOpen), campaignID, wave); err != nil {
 				return fmt.Errorf("move doses to the open wave: %w", err)
 			}
 			shrunk, err := tx.ExecContext(ctx, r(sqlShrinkWave), campaignID, wave)
