@@ -10,6 +10,16 @@ import (
 type Code string
 
 // Error codes. The HTTP layer maps each to a status in one table.
+//
+// Some need a word more than their name: ESOLDOUT means the quota row
+// (clinic, date, product, dose, wave) has no dose left or does not exist
+// (Assign answers it only when no candidate had one). ESECONDDOSE means
+// dose 1 of a two-dose product could not be booked because dose 2 has no
+// dose left at the same clinic on the interval date or within the
+// product's tolerance; nothing was booked. ECONFLICT means the change
+// collides with the state it would change: a booking changed since it was
+// read (worth retrying), or a supply file would go below what is booked
+// (a *SupplyConflictError, not worth retrying unchanged).
 const (
 	EINVALID          Code = "invalid_request"
 	ENOTFOUND         Code = "not_found"
