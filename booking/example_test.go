@@ -37,3 +37,24 @@ func ExampleShares() {
 	fmt.Println(booking.Shares(100, 11, 3))
 	// Output: [9 9 9 10 9 9 9 9 9 9 9]
 }
+
+// Dose 2 of a dose 1 on 1 September goes 42 days later, or as near to that
+// as the tolerance allows, the earlier of two equally near dates first.
+func ExampleSecondDoseDates() {
+	pfizer := booking.Product{ID: "pfizer", Doses: 2, IntervalDays: 42, ToleranceDays: 2}
+	fmt.Println(booking.SecondDoseDates(pfizer, booking.MustDate("2021-09-01")))
+	// Output: [2021-10-13 2021-10-12 2021-10-14 2021-10-11 2021-10-15]
+}
+
+// Redistribute re-sizes a clinic's waves when its supply changes: no wave
+// goes below what it has booked, and a rotation wave whose window closed
+// and rolled over keeps only its bookings, its share going to the open
+// wave (wave 0).
+func ExampleRedistribute() {
+	c := booking.Campaign2021() // 11 waves
+	s := booking.Supply{CampaignID: c.ID, ClinicID: "C1", Date: booking.MustDate("2021-09-01"), Product: "pfizer", Dose: 1, Doses: 121}
+	booked := []int{0, 4} // wave 1 booked 4 before its window closed
+	caps, ok := booking.Redistribute(c, s, booked, func(w int) bool { return w == 1 })
+	fmt.Println(caps, ok)
+	// Output: [18 4 11 11 11 11 11 11 11 11 11] true
+}
