@@ -5,7 +5,7 @@ STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Packages that run goroutines of their own; they also run under -race.
 RACE_PKGS ?= ./booking/... ./adapter/... ./cache/... ./outbox/...
 
-.PHONY: run test test-short race lint bench chaos build fmt clean
+.PHONY: run test test-short race lint bench chaos chaos-short build fmt clean
 
 build:
 	$(GO) build -o bin/ ./cmd/...
@@ -26,9 +26,17 @@ lint:
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
 
-## bench: benchmarks with their baselines, figures into BENCHMARKS.md
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s $(PKGS)
+## bench: every figure with its baseline in one sitting (about 5-10 minutes; PostgreSQL on 127.0.0.1, pgbench), into BENCHMARKS.md
+bench: build
+	./bin/yeyak-bench --yeyakd bin/yeyakd -o BENCHMARKS.md
+
+## chaos: the six fault scenarios in full (about 10 minutes; PostgreSQL server binaries), one PASS/FAIL line each, verdicts into BENCHMARKS.md
+chaos: build
+	./bin/yeyak-chaos --yeyakd bin/yeyakd --report BENCHMARKS.md
+
+## chaos-short: the same scenarios in seconds each (make test runs them as TestChaosShort)
+chaos-short: build
+	./bin/yeyak-chaos --short --yeyakd bin/yeyakd
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +60,29 @@ func TestFlags(t *testing.T) {
 	var help bytes.Buffer
 	if _, err := parse([]string{"-h"}, &help); !errors.Is(err, flag.ErrHelp) || !strings.Contains(help.String(), "-short") {
 		t.Errorf("-h: %v\n%s", err, help.String())
+	}
+}
+
+func TestWriteReport(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "BENCHMARKS.md")
+	if err := os.WriteFile(path, []byte("# yeyak benchmarks\n\nfigures\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pass := &verdict{name: "kafka-down", booked: 3}
+	fail := &verdict{name: "yeyakd-kill"}
+	fail.fail("acknowledged booking lost: b1")
+	at := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	if err := writeReport(path, shortMode, []*verdict{pass, fail}, at); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeReport(path, shortMode, []*verdict{pass}, at); err != nil { // replaces, never appends twice
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	doc := string(b)
+	if !strings.HasPrefix(doc, "# yeyak benchmarks\n\nfigures\n") || strings.Count(doc, "## Chaos verdicts") != 1 ||
+		!strings.Contains(doc, "PASS kafka-down") || strings.Contains(doc, "yeyakd-kill") {
+		t.Errorf("report:\n%s", doc)
 	}
 }
 

@@ -40,6 +40,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"strings"
 	"syscall"
 	"time"
 
@@ -69,6 +70,7 @@ type options struct {
 	yeyakd  string
 	keep    bool
 	verbose bool
+	report  string
 }
 
 func parse(args []string, stderr io.Writer) (options, error) {
@@ -80,6 +82,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.yeyakd, "yeyakd", "", "yeyakd binary to test (default: built from this checkout)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the scenarios' directories (yeyakd logs) and print where")
 	fs.BoolVar(&o.verbose, "v", false, "narrate each scenario's phases")
+	fs.StringVar(&o.report, "report", "", "also write the verdicts into this file's chaos section (BENCHMARKS.md), replacing the previous ones")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "yeyak-chaos — fault scenarios against a real yeyak system, each ending in PASS or FAIL.\n\nUsage:\n  yeyak-chaos [flags]\n\nFlags:")
 		fs.PrintDefaults()
@@ -118,7 +121,31 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 		}
 	}
 	fmt.Fprintf(stdout, "%d of %d scenarios passed (%s mode)\n", len(verdicts)-failed, len(verdicts), o.mode.Name)
+	if o.report != "" {
+		if err := writeReport(o.report, o.mode, verdicts, time.Now()); err != nil {
+			return failed, err
+		}
+	}
 	return failed, nil
+}
+
+// writeReport puts the verdicts into the chaos section of path.
+func writeReport(path string, m Mode, verdicts []*verdict, at time.Time) error {
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "## Chaos verdicts\n\n")
+	fmt.Fprintf(&b, "`make chaos` (cmd/yeyak-chaos, %s mode) on %s: each scenario runs the real yeyakd on its own PostgreSQL instance with kfake and the mock registry, under a yeyak-load stream, injects one fault, stops the load, waits until the system has settled and checks the invariants in the database and the registry. Registry scenarios compare the booking p99 of cached people with a healthy twin system under the same load at the same time.\n\n",
+		m.Name, at.UTC().Format("2006-01-02 15:04 MST"))
+	b.WriteString("```\n")
+	for _, v := range verdicts {
+		b.WriteString(v.line() + "\n")
+	}
+	b.WriteString("```\n")
+	doc := harness.Splice(string(old), harness.ChaosBegin, harness.ChaosEnd, b.String())
+	return os.WriteFile(path, []byte(doc), 0o644)
 }
 
 // startSystems starts the scenario's system and, for a twin scenario, its
