@@ -142,6 +142,9 @@ func writeCode(w http.ResponseWriter, code booking.Code, msg string) {
 // invalid_token; anything else is internal with "Internal error.".
 func errorCode(err error) (booking.Code, string) {
 	switch {
+	case errors.Is(err, auth.ErrKeysUnavailable):
+		// The provider's keys cannot be fetched: not the caller's fault.
+		return CodeUnavailable, "The identity provider's keys are unavailable; try again shortly."
 	case errors.Is(err, auth.ErrNoToken):
 		return CodeUnauthenticated, "A bearer token from a trusted identity provider is required."
 	case errors.Is(err, auth.ErrInvalidToken):

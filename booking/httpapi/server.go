@@ -84,6 +84,10 @@ type Config struct {
 	// was sent). Surge admission, per-person rate limits and the session
 	// rule go here; the first wrapper given runs first. nil means none.
 	Flow []func(http.Handler) http.Handler
+	// EndSession, when set, serves DELETE /v1/me/session (sign out): it
+	// ends the caller's session so another device may sign in (the
+	// one-active-session rule). nil: the route answers 404.
+	EndSession func(ctx context.Context, personID, session string) error
 	// Observe, when set, is told of every booking-flow response (its route
 	// pattern, status and latency): the admission controller's health
 	// signal.
@@ -151,6 +155,9 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /v1/campaigns", s.campaigns)
 	s.mux.Handle("GET /v1/clinics", s.maybeAuthed(s.flow(http.HandlerFunc(s.clinics))))
 	s.mux.Handle("GET /v1/me/eligibility", s.authed(s.eligibility))
+	if s.cfg.EndSession != nil {
+		s.mux.Handle("DELETE /v1/me/session", s.authedPlain(s.endSession))
+	}
 	s.mux.Handle("POST /v1/bookings", s.authed(s.book))
 	s.mux.Handle("POST /v1/bookings:assign", s.authed(s.assign))
 	s.mux.Handle("GET /v1/bookings", s.authed(s.listBookings))
@@ -311,6 +318,33 @@ func (s *Server) authed(h authedHandler) http.Handler {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="yeyak"`)
 		s.fail(w, r, "", err)
 	})
+}
+
+// authedPlain verifies the bearer token and runs h without the Flow
+// wrappers (signing out must work whatever the waiting room or the
+// session rule says).
+func (s *Server) authedPlain(h authedHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, err := auth.ParseAuthorization(r.Header.Get("Authorization"))
+		if err == nil {
+			var id auth.Identity
+			if id, err = s.cfg.Verifier.Verify(r.Context(), tok); err == nil {
+				h(w, r.WithContext(WithIdentity(r.Context(), id)), id)
+				return
+			}
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="yeyak"`)
+		s.fail(w, r, "", err)
+	})
+}
+
+// endSession signs the caller's session out.
+func (s *Server) endSession(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	if err := s.cfg.EndSession(r.Context(), id.PersonID, id.Session); err != nil {
+		s.fail(w, r, id.PersonID, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // knownPerson refuses, with 403 unknown_person, a token whose person the

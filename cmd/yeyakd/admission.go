@@ -76,7 +76,7 @@ func identityFunc(v httpapi.Verifier) func(*http.Request) (string, bool) {
 
 // newAdmission builds the waiting room from the configuration; the
 // openings are those of every campaign in the store at start.
-func newAdmission(ctx context.Context, cfg *config, campaigns []*booking.Campaign, v httpapi.Verifier, rdb redis.UniversalClient,
+func newAdmission(cfg *config, campaigns []*booking.Campaign, v httpapi.Verifier, rdb redis.UniversalClient,
 	reg prometheus.Registerer, now func() time.Time, log *slog.Logger) (*admission.Controller, error) {
 	keys, err := parseAdmissionKeys(cfg.AdmissionKeys)
 	if err != nil {

@@ -40,6 +40,15 @@ type config struct {
 	AdmissionPreOpen  time.Duration
 	IdempotencyMaxAge time.Duration
 	Campaign          string
+
+	TrustedProxies  string
+	RatePerson      float64
+	RatePersonBurst int
+	RateAddr        float64
+	RateAddrBurst   int
+	AddrInFlight    int
+	Sessions        string
+	SessionWindow   time.Duration
 }
 
 // secret marks settings printed masked.
@@ -98,6 +107,14 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.AdmissionPreOpen, "admission-pre-opening", 30*time.Minute, "arrivals this long before a window opens are shuffled at the opening")
 	fs.DurationVar(&cfg.IdempotencyMaxAge, "idempotency-max-age", 24*time.Hour, "how long Idempotency-Keys and their stored responses are kept")
 	fs.StringVar(&cfg.Campaign, "campaign", "", "supply load: the campaign the supply file is for")
+	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", "", "CIDRs or addresses of load balancers whose X-Forwarded-For is believed, comma-separated; empty: the peer address is the client")
+	fs.Float64Var(&cfg.RatePerson, "rate-person", 2, "requests per second one person may make (verified token); negative: off")
+	fs.IntVar(&cfg.RatePersonBurst, "rate-person-burst", 20, "requests one person may make at once")
+	fs.Float64Var(&cfg.RateAddr, "rate-addr", 100, "requests per second of one client address, a backstop for carrier NAT; negative: off")
+	fs.IntVar(&cfg.RateAddrBurst, "rate-addr-burst", 500, "requests one client address may make at once")
+	fs.IntVar(&cfg.AddrInFlight, "addr-inflight", 32, "requests one client address may have in progress; negative: off")
+	fs.StringVar(&cfg.Sessions, "sessions", "rotation", "one active session per person: rotation (during rotation phases, as in 2021) | always | off")
+	fs.DurationVar(&cfg.SessionWindow, "session-window", 10*time.Minute, "a person may start a new session at most once per this window; negative: no window")
 	fs.StringVar(&cfg.Role, "role", "all", "roles to run: all | api | relay | sync")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may finish after SIGTERM")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "debug | info | warn | error")
@@ -204,6 +221,14 @@ func (c *config) validate() error {
 		if _, err := parseAdmissionKeys(c.AdmissionKeys); err != nil {
 			return err
 		}
+	}
+	switch c.Sessions {
+	case "rotation", "always", "off":
+	default:
+		return fmt.Errorf("--sessions %q: want rotation, always or off", c.Sessions)
+	}
+	if c.RatePerson == 0 || c.RateAddr == 0 {
+		return errors.New("--rate-person and --rate-addr must be positive (or negative for off)")
 	}
 	if c.IdempotencyMaxAge < time.Hour {
 		return errors.New("--idempotency-max-age must be at least 1h (clients retry with the same key)")

@@ -27,6 +27,7 @@ import (
 	"github.com/yeyak/yeyak/booking/admission"
 	"github.com/yeyak/yeyak/booking/httpapi"
 	"github.com/yeyak/yeyak/booking/httpapi/auth"
+	"github.com/yeyak/yeyak/booking/httpapi/guard"
 	"github.com/yeyak/yeyak/booking/sqlstore"
 	"github.com/yeyak/yeyak/cache"
 	"github.com/yeyak/yeyak/mocks/registry"
@@ -250,7 +251,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer)
 	servers := []*http.Server{newHTTPServer(cfg.OpsListen, ops, log)}
 
 	if cfg.Role == "all" || cfg.Role == "api" {
-		api, snap, adm, err := newAPI(ctx, cfg, db, svc, people, d, rdb, reg, now, log)
+		api, snap, adm, err := newAPI(ctx, bg, cfg, db, svc, people, d, rdb, reg, now, log)
 		if err != nil {
 			return err
 		}
@@ -297,23 +298,21 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer)
 	return err
 }
 
+// newHTTPServer is a server with the slow-client limits of
+// guard.ServerTimeouts (header, body, write and idle timeouts, 16 KiB of
+// headers).
 func newHTTPServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
-	return &http.Server{
-		Addr:              addr,
-		Handler:           h,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	return guard.ServerTimeouts(&http.Server{
+		Addr:     addr,
+		Handler:  h,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}, guard.ServerLimits{})
 }
 
 // newAPI builds the public handler: verifier, snapshot, idempotency, the
 // waiting room, and in demo mode the mock identity provider and /demo
 // endpoints.
-func newAPI(ctx context.Context, cfg *config, db *sqlstore.DB, svc *booking.Service, people booking.PersonSource,
+func newAPI(ctx, bg context.Context, cfg *config, db *sqlstore.DB, svc *booking.Service, people booking.PersonSource,
 	d *demo, rdb *redis.Client, reg prometheus.Registerer, now func() time.Time, log *slog.Logger) (http.Handler, *httpapi.Snapshot, *admission.Controller, error) {
 	var provs []auth.ProviderConfig
 	for _, spec := range cfg.Issuers {
@@ -332,21 +331,27 @@ func newAPI(ctx context.Context, cfg *config, db *sqlstore.DB, svc *booking.Serv
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	go func() { <-bg.Done(); v.Close() }()
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	if err := v.Prefetch(pctx); err != nil {
+		log.Warn("identity providers' keys not fetched at start; fetching on first use", "err", err)
+	}
+	cancel()
 	acfg := httpapi.Config{
 		Service: svc, Verifier: v, Idempotency: sqlIdempotency{db}, People: people,
 		Ready: db, Registerer: reg, PersonKey: []byte(cfg.PersonKey), Logger: log, Now: now, Extra: extra,
 	}
+	campaigns, err := svc.Campaigns(ctx)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("campaigns: %w", err)
+	}
 	var adm *admission.Controller
 	if cfg.Admission {
-		campaigns, err := svc.Campaigns(ctx)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("admission: %w", err)
-		}
 		var rc redis.UniversalClient
 		if rdb != nil {
 			rc = rdb
 		}
-		if adm, err = newAdmission(ctx, cfg, campaigns, v, rc, reg, now, log); err != nil {
+		if adm, err = newAdmission(cfg, campaigns, v, rc, reg, now, log); err != nil {
 			return nil, nil, nil, fmt.Errorf("admission: %w", err)
 		}
 		q := adm.Handler()
@@ -358,6 +363,18 @@ func newAPI(ctx context.Context, cfg *config, db *sqlstore.DB, svc *booking.Serv
 	} else {
 		log.Warn("admission off: no waiting room in front of the booking flow")
 	}
+	rotation := &rotationClock{}
+	rotation.set(campaigns)
+	go rotation.follow(bg, svc.Campaigns, log)
+	var rc redis.UniversalClient
+	if rdb != nil {
+		rc = rdb
+	}
+	g, sessions, err := newGuards(cfg, rc, rotation, reg, now, log)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	withFlow(&acfg, g, sessions)
 	scfg := httpapi.SnapshotConfig{Logger: log, Now: now}
 	if cfg.PersonKey != "" {
 		// Near-search cursors must verify on every instance of a fleet:

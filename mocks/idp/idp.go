@@ -17,6 +17,8 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -223,6 +225,15 @@ func (p *IdP) Issue(name, personID string, birth booking.Date, ttl time.Duration
 	return p.IssueClaims(name, claims)
 }
 
+// SessionClaim is the claim naming the provider's sign-in session.
+const SessionClaim = "sid"
+
+// demoSession is the session id of a person on a device.
+func demoSession(person, device string) string {
+	h := sha256.Sum256([]byte(person + "\x00" + device))
+	return hex.EncodeToString(h[:12])
+}
+
 // IssueClaims signs an arbitrary claim set with the provider's current key.
 // "iss", "aud" and "jti" are filled in unless present, so tests can forge
 // wrong-audience or expired tokens signed with a genuine key. time.Time
@@ -387,12 +398,20 @@ func (p *IdP) DemoTokenHandler(name string, ttl time.Duration, birth BirthDateFu
 		}
 		var req struct {
 			PersonID string `json:"person_id"`
+			// Device names the device signing in (default "web"): tokens of
+			// one person and device share a session id (the "sid" claim),
+			// as a provider's session cookie would; another device is
+			// another session.
+			Device string `json:"device"`
 		}
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
 		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil || req.PersonID == "" || len(req.PersonID) > 64 {
-			writeError(w, http.StatusBadRequest, "invalid_request", `Body must be {"person_id":"…"}.`)
+		if err := dec.Decode(&req); err != nil || req.PersonID == "" || len(req.PersonID) > 64 || len(req.Device) > 64 {
+			writeError(w, http.StatusBadRequest, "invalid_request", `Body must be {"person_id":"…"} (and optionally "device":"…").`)
 			return
+		}
+		if req.Device == "" {
+			req.Device = "web"
 		}
 		var bd booking.Date
 		if birth != nil {
@@ -403,7 +422,15 @@ func (p *IdP) DemoTokenHandler(name string, ttl time.Duration, birth BirthDateFu
 			}
 			bd = d
 		}
-		tok, err := p.Issue(name, req.PersonID, bd, ttl)
+		now := p.now()
+		claims := map[string]any{
+			jwt.SubjectKey: req.PersonID, jwt.IssuedAtKey: now, jwt.NotBeforeKey: now, jwt.ExpirationKey: now.Add(ttl),
+			SessionClaim: demoSession(req.PersonID, req.Device),
+		}
+		if !bd.IsZero() {
+			claims[BirthDateClaim] = bd.String()
+		}
+		tok, err := p.IssueClaims(name, claims)
 		if err != nil {
 			writeError(w, http.StatusInternalServerError, "internal", "Internal error.")
 			return

@@ -127,6 +127,34 @@ func TestHTTP(t *testing.T) {
 	if sub, _ := tok.Subject(); sub != "P42" {
 		t.Fatalf("sub = %q", sub)
 	}
+	// Tokens of one person and device share a session id; another device
+	// or person has another.
+	sid := func(body string) string {
+		t.Helper()
+		resp, err := http.Post(srv.URL+"/demo/token", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out struct {
+			AccessToken string `json:"access_token"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		tok, err := jwt.Parse([]byte(out.AccessToken), jwt.WithKeySet(set))
+		if err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		var s string
+		if err := tok.Get(idp.SessionClaim, &s); err != nil || s == "" {
+			t.Fatalf("%s: no %s claim", body, idp.SessionClaim)
+		}
+		return s
+	}
+	web, web2 := sid(`{"person_id":"P42"}`), sid(`{"person_id":"P42","device":"web"}`)
+	phone, other := sid(`{"person_id":"P42","device":"phone"}`), sid(`{"person_id":"P43"}`)
+	if web != web2 || web == phone || web == other {
+		t.Fatalf("sessions: web %s web %s phone %s other person %s", web, web2, phone, other)
+	}
 	for _, tc := range []struct {
 		body string
 		want int
