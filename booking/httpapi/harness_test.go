@@ -143,8 +143,19 @@ var backends = []backend{
 
 // forEachBackend runs f on SQLite and on PostgreSQL.
 func forEachBackend(t *testing.T, f func(t *testing.T, e *env)) {
+	forEachBackendWith(t, nil, f)
+}
+
+// forEachBackendWith is forEachBackend with the API's configuration tweaked.
+func forEachBackendWith(t *testing.T, tweak func(t *testing.T, cfg *httpapi.Config), f func(t *testing.T, e *env)) {
 	for _, b := range backends {
-		t.Run(b.name, func(t *testing.T) { f(t, newEnv(t, b.dsn(t), nil)) })
+		t.Run(b.name, func(t *testing.T) {
+			var tw func(*httpapi.Config)
+			if tweak != nil {
+				tw = func(cfg *httpapi.Config) { tweak(t, cfg) }
+			}
+			f(t, newEnvWith(t, b.dsn(t), nil, tw))
+		})
 	}
 }
 
