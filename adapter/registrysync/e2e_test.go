@@ -17,6 +17,7 @@ import (
 	"github.com/yeyak/yeyak/booking/sqlstore"
 	"github.com/yeyak/yeyak/mocks/population"
 	"github.com/yeyak/yeyak/mocks/registry"
+	"github.com/yeyak/yeyak/mocks/testenv"
 	"github.com/yeyak/yeyak/outbox"
 )
 
@@ -63,8 +64,17 @@ type system struct {
 
 var seoul, _ = time.LoadLocation("Asia/Seoul")
 
-func newSystem(t testing.TB, people booking.PersonSource, reg *registry.Registry, capacity int) *system {
-	return newSystemOn(t, "sqlite:"+filepath.Join(t.TempDir(), "yeyak.db"), people, reg, capacity, 1)
+// dialects are the databases the end-to-end tests run on.
+var dialects = []string{"sqlite", "postgres"}
+
+// newSystem is newSystemOn on a fresh database of the dialect with one
+// clinic.
+func newSystem(t testing.TB, dialect string, people booking.PersonSource, reg *registry.Registry, capacity int) *system {
+	dsn := "sqlite:" + filepath.Join(t.TempDir(), "yeyak.db")
+	if dialect == "postgres" {
+		dsn = testenv.Postgres(t)
+	}
+	return newSystemOn(t, dsn, people, reg, capacity, 1)
 }
 
 // newSystemOn is newSystem on the database at dsn with clinics K001…
@@ -189,12 +199,18 @@ func person(i int, contraindicated bool) population.Person {
 // once (write counts), none missing.
 func TestEndToEndCrashBetweenPublishAndMark(t *testing.T) {
 	t.Parallel()
+	for _, d := range dialects {
+		t.Run(d, func(t *testing.T) { t.Parallel(); crashBetweenPublishAndMark(t, d) })
+	}
+}
+
+func crashBetweenPublishAndMark(t *testing.T, dialect string) {
 	reg := registry.NewEmpty()
 	const n = 60
 	for i := range n {
 		reg.Add(person(i, false))
 	}
-	s := newSystem(t, nil, reg, n)
+	s := newSystem(t, dialect, nil, reg, n)
 	ctx := context.Background()
 	var ids []string
 	for i := range n {
@@ -236,6 +252,12 @@ func TestEndToEndCrashBetweenPublishAndMark(t *testing.T) {
 // exactly once.
 func TestEndToEndRegistryOutageDuringBookingStream(t *testing.T) {
 	t.Parallel()
+	for _, d := range dialects {
+		t.Run(d, func(t *testing.T) { t.Parallel(); registryOutageDuringBookingStream(t, d) })
+	}
+}
+
+func registryOutageDuringBookingStream(t *testing.T, dialect string) {
 	reg := registry.NewEmpty()
 	cache := cachedPeople{}
 	const n = 40
@@ -244,7 +266,7 @@ func TestEndToEndRegistryOutageDuringBookingStream(t *testing.T) {
 		reg.Add(p)
 		cache[p.ID] = p
 	}
-	s := newSystem(t, cache, reg, n)
+	s := newSystem(t, dialect, cache, reg, n)
 	run(t, s.relay(t, nil).Run)
 	c := s.consumer(t)
 	run(t, c.Run)
@@ -286,12 +308,18 @@ func TestEndToEndRegistryOutageDuringBookingStream(t *testing.T) {
 // cancelled with reason "ineligible" and its dose is bookable again.
 func TestEndToEndProvisionalIneligibleFreesDose(t *testing.T) {
 	t.Parallel()
+	for _, d := range dialects {
+		t.Run(d, func(t *testing.T) { t.Parallel(); provisionalIneligibleFreesDose(t, d) })
+	}
+}
+
+func provisionalIneligibleFreesDose(t *testing.T, dialect string) {
 	reg := registry.NewEmpty()
 	good, bad, late := person(1, false), person(2, true), person(3, false)
 	for _, p := range []population.Person{good, bad, late} {
 		reg.Add(p)
 	}
-	s := newSystem(t, nil, reg, 2)
+	s := newSystem(t, dialect, nil, reg, 2)
 	ctx := context.Background()
 	if err := reg.SetFaults(registry.Faults{Outage: true}); err != nil {
 		t.Fatal(err)
@@ -332,5 +360,121 @@ func TestEndToEndProvisionalIneligibleFreesDose(t *testing.T) {
 	}
 	if rec, _ := reg.WritesFor(bBad.ID); rec != 0 {
 		t.Fatal("ineligible booking was recorded in the registry")
+	}
+}
+
+// TestEndToEndOpenBreakerPausesConsumer: the registry sync consumer writes
+// through the real adapter.Facade to the mock registry, which goes into an
+// outage during a booking stream. The facade's write breaker opens; the
+// consumer pauses on it without hammering the registry (while the breaker
+// is open the registry sees at most its half-open probes); no offset is
+// skipped; after recovery every booking is in the registry exactly once.
+func TestEndToEndOpenBreakerPausesConsumer(t *testing.T) {
+	t.Parallel()
+	for _, d := range dialects {
+		t.Run(d, func(t *testing.T) { t.Parallel(); openBreakerPausesConsumer(t, d) })
+	}
+}
+
+func openBreakerPausesConsumer(t *testing.T, dialect string) {
+	reg := registry.NewEmpty()
+	people := cachedPeople{}
+	const n = 30
+	for i := range n {
+		p := person(i, false)
+		reg.Add(p)
+		people[p.ID] = p
+	}
+	const openFor = 2 * time.Second
+	facade, err := adapter.NewFacade(reg, adapter.FacadeConfig{MinRequests: 3, FailureRatio: 0.5,
+		OpenTimeout: openFor, HalfOpenRequests: 1, WriteTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer facade.Close()
+	s := newSystem(t, dialect, people, reg, n)
+	run(t, s.relay(t, nil).Run)
+	h, err := registrysync.New(registrysync.Config{Registry: facade, Verifier: s.svc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := outbox.NewConsumer(outbox.ConsumerConfig{Brokers: s.brokers, GroupID: "registry-sync", Handler: h.Handle,
+		DB: s.store.DB(), Dialect: string(s.store.Dialect()), Rate: rate.Inf,
+		RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond,
+		// Without the breaker the paused consumer would try every 20-50ms.
+		PauseMin: 20 * time.Millisecond, PauseMax: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, c.Run)
+	attempts := func() int64 { st := reg.Stats(); return st.Refused + st.Records + st.Cancels + st.Reads }
+
+	ctx := context.Background()
+	var ids []string
+	for i := range n {
+		if i == 5 {
+			if err := reg.SetFaults(registry.Faults{Outage: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.book(ctx, person(i, false).ID, booking.Date{}); err != nil {
+			t.Fatalf("booking %d during registry outage: %v", i, err)
+		}
+		// A booking of dose 1 may come with its dose 2: each is an event.
+		bs, err := s.store.Bookings(ctx, person(i, false).ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range bs {
+			ids = append(ids, b.ID)
+		}
+	}
+	writeState := func() string {
+		for _, b := range facade.Breakers() {
+			if b.Name == adapter.BreakerWrite {
+				return b.State
+			}
+		}
+		return ""
+	}
+	waitFor(t, 20*time.Second, "write breaker open and consumer paused", func() bool {
+		return writeState() == "open" && c.Stats().Paused
+	})
+	// Observe a second of the pause, within the breaker's open time.
+	before, start := attempts(), time.Now()
+	time.Sleep(time.Second)
+	during, observed := attempts()-before, time.Since(start)
+	if probes := int64(observed/openFor) + 1; during > probes {
+		t.Fatalf("registry saw %d attempts in %v with the write breaker open, want at most %d half-open probe(s)", during, observed, probes)
+	}
+	if c.Stats().DeadLettered != 0 {
+		t.Fatalf("consumer %+v while the registry is down", c.Stats())
+	}
+
+	if err := reg.SetFaults(registry.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, active := reg.Reservations()
+		if active == len(ids) && c.Stats().Applied == int64(len(ids)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after recovery: %d of %d bookings in the registry; consumer %+v; write breaker %s; registry %+v",
+				active, len(ids), c.Stats(), writeState(), reg.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, id := range ids {
+		if rec, _ := reg.WritesFor(id); rec != 1 {
+			t.Fatalf("registry received %d records for a booking, want exactly 1", rec)
+		}
+	}
+	if st := c.Stats(); st.DeadLettered != 0 || st.Paused {
+		t.Fatalf("after recovery: %+v", st)
+	}
+	if writeState() != "closed" {
+		t.Fatalf("write breaker %s after recovery, want closed", writeState())
 	}
 }
