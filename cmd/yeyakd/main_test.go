@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -261,6 +262,24 @@ func TestDemoBinaryEndToEnd(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// Privacy: no raw person id in any log line of the whole run (API,
+	// cache, registry, relay, consumer) nor in a metric label.
+	metrics, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", opsPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mbody, _ := io.ReadAll(metrics.Body)
+	metrics.Body.Close()
+	ids := regexp.MustCompile(`P[0-9]{10}`).FindAllString(tour, -1)
+	ids = append(ids, person)
+	if len(ids) < 2 {
+		t.Fatalf("no person ids found in the tour:\n%s", tour)
+	}
+	for _, id := range ids {
+		if strings.Contains(string(mbody), id) {
+			t.Errorf("the metrics contain the raw person id %s", id)
+		}
+	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -277,6 +296,11 @@ func TestDemoBinaryEndToEnd(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), `"msg":"stopped"`) {
 		t.Errorf("no clean stop logged:\n%s", stderr.String())
+	}
+	for _, id := range ids { // the process has exited: its logs are complete
+		if strings.Contains(stderr.String(), id) {
+			t.Errorf("the logs contain the raw person id %s", id)
+		}
 	}
 	_ = os.Remove(bin)
 }
