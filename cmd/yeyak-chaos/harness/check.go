@@ -238,7 +238,13 @@ func checkRegistry(ctx context.Context, db *sql.DB, reg *registry.Registry, all 
 			rows.Close()
 			return err
 		}
-		var p booking.EventPayload
+		// Only the ids matter here (booking.EventPayload's field names).
+		var p struct {
+			EventID string `json:"event_id"`
+			Booking struct {
+				ID string `json:"id"`
+			} `json:"booking"`
+		}
 		if err := json.Unmarshal([]byte(payload), &p); err != nil {
 			rows.Close()
 			return fmt.Errorf("reschedule event payload: %w", err)
