@@ -137,7 +137,7 @@ func (c *Cache) Close() error {
 	c.closed = true
 	c.life.Unlock()
 	if w := c.warmer.Load(); w != nil {
-		w.Pause()
+		w.stopForClose()
 	}
 	c.cancel()
 	c.wg.Wait()

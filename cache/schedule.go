@@ -48,7 +48,10 @@ func (w *Warmer) WarmBefore(ctx context.Context, c *booking.Campaign, now time.T
 	running := w.st.State == WarmerRunning && w.st.Digit != digit
 	w.mu.Unlock()
 	if already {
-		return digit, false, nil
+		// This window's run was started before; if a restart interrupted
+		// it, continue it where it stopped.
+		started, err := w.Resume(ctx)
+		return digit, started, err
 	}
 	if running {
 		w.Pause() // the next window matters more than the last one's tail
@@ -58,19 +61,24 @@ func (w *Warmer) WarmBefore(ctx context.Context, c *booking.Campaign, now time.T
 	}
 	w.mu.Lock()
 	w.scheduledFor = opens
+	w.save()
 	w.mu.Unlock()
 	w.log.Info("warm schedule started a digit group", "digit", digit, "opens_at", opens, "lead", lead)
 	return digit, true, nil
 }
 
-// RunSchedule calls WarmBefore for the campaign every interval (0 means one
-// minute) until ctx ends, so each rotation day's group is warmed in the
+// RunSchedule first resumes a run a restart interrupted (Resume), then
+// calls WarmBefore for the campaign every interval (0 means one minute)
+// until ctx ends, so each rotation day's group is warmed in the
 // lead hours before its window opens. It blocks: the caller owns it (run it
 // on a goroutine it stops with ctx). campaign is called each time so that
 // campaign changes are seen.
 func (w *Warmer) RunSchedule(ctx context.Context, campaign func() *booking.Campaign, lead, interval time.Duration) {
 	if interval <= 0 {
 		interval = time.Minute
+	}
+	if _, err := w.Resume(ctx); err != nil {
+		w.log.Warn("warm schedule could not resume the interrupted run", "err", err)
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()

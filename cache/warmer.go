@@ -2,9 +2,12 @@ package cache
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -46,6 +49,16 @@ type WarmerConfig struct {
 	// Logger receives one line per chunk (no person ids). nil means the
 	// cache's logger.
 	Logger *slog.Logger
+	// StateFile, when set, is a small JSON file where the warmer keeps its
+	// position — digit, state, counters, the last person id done, the
+	// window WarmBefore started it for — rewritten (atomically) after every
+	// chunk and every change of state, so that a restarted process resumes
+	// the run instead of starting the digit group over: NewWarmer reads it,
+	// and a run that was going when the process stopped comes back paused,
+	// to be resumed by Resume (RunSchedule calls it first). It holds one
+	// person id: keep it with the service's data (it is written 0600). ""
+	// keeps the position in memory only.
+	StateFile string
 }
 
 // WarmerState is where the warmer is.
@@ -96,6 +109,11 @@ type Warmer struct {
 	tot    WarmerStatus  // cumulative counters for the metrics
 
 	scheduledFor time.Time // opening of the window WarmBefore last started a run for
+	// interrupted: the state file says a run was going when the process
+	// stopped (Resume continues it; an ops Pause is not an interruption).
+	interrupted bool
+	closing     bool   // Cache.Close stops the run: the state file keeps it as running
+	saveErr     string // last state file error logged
 }
 
 // NewWarmer returns the cache's warmer and attaches it to c, so that
@@ -124,10 +142,93 @@ func NewWarmer(c *Cache, cfg WarmerConfig) (*Warmer, error) {
 	}
 	w := &Warmer{c: c, cfg: cfg, log: cfg.Logger.With("component", "cache_warmer"),
 		st: WarmerStatus{Digit: -1, State: WarmerIdle, Total: -1}}
+	if cfg.StateFile != "" {
+		if err := w.load(); err != nil {
+			return nil, err
+		}
+	}
 	if !c.warmer.CompareAndSwap(nil, w) {
 		return nil, errors.New("cache: the cache already has a warmer")
 	}
 	return w, nil
+}
+
+// warmerFile is the StateFile's content.
+type warmerFile struct {
+	Version      int          `json:"version"`
+	Status       WarmerStatus `json:"status"`
+	After        string       `json:"after"`
+	ScheduledFor time.Time    `json:"scheduled_for,omitzero"`
+}
+
+// load restores the position StateFile holds, if the file exists.
+func (w *Warmer) load() error {
+	b, err := os.ReadFile(w.cfg.StateFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cache: read warmer state: %w", err)
+	}
+	var f warmerFile
+	if err := json.Unmarshal(b, &f); err != nil || f.Version != 1 || f.Status.Digit < -1 || f.Status.Digit > 9 {
+		return fmt.Errorf("cache: warmer state file %s is not a version 1 state (%v); remove it to start afresh", w.cfg.StateFile, err)
+	}
+	w.st, w.after, w.scheduledFor = f.Status, f.After, f.ScheduledFor
+	w.st.Progress = 0
+	if w.st.State == WarmerRunning {
+		w.st.State, w.interrupted = WarmerPaused, true
+	}
+	w.log.Info("warmer state restored", "digit", w.st.Digit, "state", string(w.st.State),
+		"interrupted", w.interrupted, "people", w.st.People, "chunks", w.st.Chunks)
+	return nil
+}
+
+// save writes the position to StateFile (if set); w.mu is held. A failure
+// is logged (once per distinct error) and warming goes on: the worst it
+// costs is warming some people again after a restart.
+func (w *Warmer) save() {
+	if w.cfg.StateFile == "" {
+		return
+	}
+	st := w.st
+	if w.closing && st.State == WarmerPaused {
+		// Stopped by the process shutting down, not by ops: a restart
+		// resumes it.
+		st.State = WarmerRunning
+	}
+	b, err := json.Marshal(warmerFile{Version: 1, Status: st, After: w.after, ScheduledFor: w.scheduledFor})
+	if err == nil {
+		tmp := w.cfg.StateFile + ".tmp"
+		if err = os.WriteFile(tmp, b, 0o600); err == nil {
+			err = os.Rename(tmp, w.cfg.StateFile)
+		}
+	}
+	if err != nil && err.Error() != w.saveErr {
+		w.log.Warn("warmer state not saved; a restart would warm this group again", "err", err)
+	}
+	w.saveErr = ""
+	if err != nil {
+		w.saveErr = err.Error()
+	}
+}
+
+// Resume continues the run the state file says was going when the process
+// stopped (the same digit, after the last chunk done) and reports whether
+// it did. A run paused by ops stays paused. Returns ErrClosed if the cache
+// is closed.
+func (w *Warmer) Resume(ctx context.Context) (bool, error) {
+	w.mu.Lock()
+	resume, digit := w.interrupted && w.st.State == WarmerPaused, w.st.Digit
+	w.mu.Unlock()
+	if !resume {
+		return false, nil
+	}
+	if err := w.start(ctx, digit, false); err != nil {
+		return false, err
+	}
+	w.log.Info("warmer resumed after a restart", "digit", digit)
+	return true, nil
 }
 
 // Start warms digit's group. It returns at once; the run goes on until the
@@ -172,6 +273,8 @@ func (w *Warmer) start(ctx context.Context, digit int, fresh bool) error {
 		return ErrClosed
 	}
 	w.cancel, w.done = cancel, done
+	w.interrupted = false
+	w.save()
 	return nil
 }
 
@@ -187,6 +290,15 @@ func (w *Warmer) Pause() {
 	}
 	cancel()
 	<-done
+}
+
+// stopForClose pauses the run because the cache is closing; unlike an ops
+// Pause, the state file keeps it as running, so a restart resumes it.
+func (w *Warmer) stopForClose() {
+	w.mu.Lock()
+	w.closing = true
+	w.mu.Unlock()
+	w.Pause()
 }
 
 // Status returns the progress of the current (or last) run.
@@ -220,6 +332,7 @@ func (w *Warmer) run(ctx context.Context, digit int, done chan struct{}) {
 		}
 		w.cancel, w.done = nil, nil
 		st := w.st
+		w.save()
 		w.mu.Unlock()
 		w.log.Info("warmer stopped", "digit", digit, "state", string(final),
 			"people", st.People, "loaded", st.Loaded, "chunks", st.Chunks, "errors", st.Errors)
@@ -305,6 +418,7 @@ func (w *Warmer) chunk(ctx context.Context, digit int, after string) (n, loaded 
 	w.tot.People += int64(len(ids))
 	w.tot.Loaded += int64(len(recs))
 	w.tot.Chunks++
+	w.save()
 	w.mu.Unlock()
 	return len(ids), len(recs), nil
 }

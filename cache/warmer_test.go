@@ -3,6 +3,10 @@ package cache_test
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -198,5 +202,48 @@ func TestSliceRoster(t *testing.T) {
 	}
 	if _, err := r.PeopleForDigit(ctx, 11, "", 1); err == nil {
 		t.Fatal("digit 11 accepted")
+	}
+}
+
+func TestReadRoster(t *testing.T) {
+	in := strings.NewReader(`person_id,birth_date
+# exported from PERSON_MST
+P0000000003,1961-03-14
+P0000000001,19700504
+
+P0000000002, 1985-12-25
+P0000000004,2001-01-04
+`)
+	r, err := cache.ReadRoster(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for digit, want := range map[int][]string{4: {"P0000000001", "P0000000003", "P0000000004"}, 0: nil} {
+		got, err := r.PeopleForDigit(ctx, digit, "", 10)
+		if err != nil || !slices.Equal(got, want) {
+			t.Fatalf("digit %d: %v, %v; want %v", digit, got, err, want)
+		}
+	}
+	if n, _ := r.CountForDigit(ctx, 4); n != 3 {
+		t.Fatalf("count %d, want 3", n)
+	}
+	for _, bad := range []string{"P0000000001\n", "P0000000001,14/03/1961\n", ",1961-03-14\n", "h,h\nP1,1961-02-30\n"} {
+		_, err := cache.ReadRoster(strings.NewReader(bad))
+		if err == nil {
+			t.Fatalf("%q accepted", bad)
+		}
+		if strings.Contains(err.Error(), "P0000000001") || !strings.Contains(err.Error(), "line") {
+			t.Fatalf("error %q: want the line number and no person id", err)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "roster.csv")
+	if err := os.WriteFile(path, []byte("P0000000009,1999-09-09\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := cache.OpenRosterFile(path); err != nil {
+		t.Fatal(err)
+	} else if ids, _ := r.PeopleForDigit(ctx, 9, "", 5); !slices.Equal(ids, []string{"P0000000009"}) {
+		t.Fatalf("file roster: %v", ids)
 	}
 }
