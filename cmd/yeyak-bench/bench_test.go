@@ -87,7 +87,7 @@ func TestMarkdown(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, doc)
 		}
 	}
-	if ratio(1, 0) != "–" || num(1234.5, "x") != "1234 x" || num(12.34, "x") != "12.3 x" || num(1.234, "x") != "1.23 x" {
+	if ratio(1, 0) != "–" || ratio(4234.8, 1) != "4235×" || ratio(25.85, 1) != "25.9×" || ratio(3, 1000) != "0.003×" || num(1234.5, "x") != "1234 x" || num(12.34, "x") != "12.3 x" || num(1.234, "x") != "1.23 x" {
 		t.Error("number formats")
 	}
 }

@@ -81,7 +81,16 @@ func ratio(a, b float64) string {
 	if b == 0 {
 		return "–"
 	}
-	return fmt.Sprintf("%.2f×", a/b)
+	r := a / b
+	switch {
+	case r >= 100:
+		return fmt.Sprintf("%.0f×", r)
+	case r >= 10:
+		return fmt.Sprintf("%.1f×", r)
+	case r >= 0.1:
+		return fmt.Sprintf("%.2f×", r)
+	}
+	return fmt.Sprintf("%.3f×", r)
 }
 
 // num formats a figure with a unit, with a precision that suits its size.

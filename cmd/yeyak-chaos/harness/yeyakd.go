@@ -60,8 +60,13 @@ func StartYeyakd(ctx context.Context, cfg YeyakdConfig) (*Yeyakd, error) {
 	if cfg.Ready <= 0 {
 		cfg.Ready = 90 * time.Second
 	}
+	// The process runs in Dir: a relative binary path would resolve there.
+	bin, err := filepath.Abs(cfg.Bin)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Bin = bin
 	y := &Yeyakd{cfg: cfg, logPath: filepath.Join(cfg.Dir, "yeyakd.log")}
-	var err error
 	if y.port, err = FreePort(); err != nil {
 		return nil, err
 	}
