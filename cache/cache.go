@@ -59,7 +59,7 @@ type Cache struct {
 	refreshDropped atomic.Int64
 
 	// invalSeq numbers invalidations, so that a fetch can tell whether one
-	// happened while it was in flight (shard.invalidatedSince).
+	// happened while it was in flight (store.invalidatedSince).
 	invalSeq atomic.Uint64
 	// delq feeds the Redis deletions of Invalidate to their worker.
 	delq         chan string
@@ -188,46 +188,46 @@ func (c *Cache) Get(ctx context.Context, personID string) (Entry, error) {
 		return Entry{}, ErrInvalidID
 	}
 	now := c.cfg.Now()
-	sh := c.mem.shard(personID)
-	sh.mu.Lock()
-	e, ok := sh.lru.Get(personID)
+	mem := c.mem
+	mem.mu.Lock()
+	e, ok := mem.lru.Get(personID)
 	if ok {
 		age := e.age(now)
 		switch {
 		case e.notFound:
 			if age < c.cfg.NegativeTTL {
-				sh.counts.negativeHits++
-				sh.mu.Unlock()
+				mem.counts.negativeHits++
+				mem.mu.Unlock()
 				return Entry{}, errNotFound
 			}
 		case e.invalidated:
 			// The person's booking changed: ask the registry first; the
 			// entry stays as the stale-if-error fallback.
 		case age < c.cfg.FreshTTL:
-			sh.counts.hitsFresh++
-			sh.mu.Unlock()
+			mem.counts.hitsFresh++
+			mem.mu.Unlock()
 			return Entry{Record: e.rec, FetchedAt: e.fetched(), Source: SourceMemory}, nil
 		case age < c.cfg.StaleTTL:
-			sh.counts.hitsStale++
+			mem.counts.hitsStale++
 			sie := e.refreshFailed != 0
 			if sie {
-				sh.counts.staleIfError++
+				mem.counts.staleIfError++
 			}
 			refresh := !e.refreshing && (!sie || time.Duration(now.UnixNano()-e.refreshFailed) >= c.cfg.RefreshBackoff)
 			if refresh {
 				e.refreshing = true
 			}
-			sh.mu.Unlock()
+			mem.mu.Unlock()
 			if refresh {
 				c.refreshInBackground(personID, e)
 			}
 			return Entry{Record: e.rec, FetchedAt: e.fetched(), Stale: true, StaleIfError: sie, Source: SourceMemory}, nil
 		default:
-			sh.removeLocked(personID) // too old to answer even on error
+			mem.removeLocked(personID) // too old to answer even on error
 		}
 	}
-	sh.counts.misses++
-	sh.mu.Unlock()
+	mem.counts.misses++
+	mem.mu.Unlock()
 	return c.load(ctx, personID, false)
 }
 
@@ -294,37 +294,37 @@ func (c *Cache) fetch(personID string, force bool) (result, error) {
 	// Any invalidation numbered after seq0 happened while this fetch was in
 	// flight: its answer may predate the change and is stored as such.
 	seq0 := c.invalSeq.Load()
-	sh := c.mem.shard(personID)
+	mem := c.mem
 	if !force {
 		now := c.cfg.Now()
-		sh.mu.Lock()
-		e, ok := sh.lru.Peek(personID)
+		mem.mu.Lock()
+		e, ok := mem.lru.Peek(personID)
 		// An invalidated person is asked of the registry, not of Redis,
 		// whose copy is (being) deleted.
-		skipRedis := (ok && e.invalidated) || sh.redisPending(personID)
-		sh.mu.Unlock()
+		skipRedis := (ok && e.invalidated) || mem.redisPending(personID)
+		mem.mu.Unlock()
 		if ok && c.usable(e, now) && !e.invalidated {
 			return result{e: e, src: SourceMemory, joined: true}, nil
 		}
 		if c.rds != nil && !skipRedis {
 			if re := c.rds.get(c.baseCtx, personID); re != nil && c.usable(re, now) {
-				sh.mu.Lock()
-				switch cur, ok := sh.lru.Peek(personID); {
-				case sh.invalidatedSince(personID, seq0):
+				mem.mu.Lock()
+				switch cur, ok := mem.lru.Peek(personID); {
+				case mem.invalidatedSince(personID, seq0):
 					// Read while the person was being invalidated: kept
 					// only as the fallback, never as current.
 					if !re.notFound {
 						re.invalidated = true
-						sh.put(personID, re)
+						mem.put(personID, re)
 					}
 				case !ok || cur.fetchedAt < re.fetchedAt:
-					sh.put(personID, re)
+					mem.put(personID, re)
 				}
 				stale := !re.notFound && re.age(now) >= c.cfg.FreshTTL
 				if stale {
 					re.refreshing = true
 				}
-				sh.mu.Unlock()
+				mem.mu.Unlock()
 				if stale {
 					c.refreshInBackground(personID, re)
 				}
@@ -350,15 +350,15 @@ func (c *Cache) fetch(personID string, force bool) (result, error) {
 	}
 	c.registryErrors.Add(1)
 	// Stale-if-error: any positive entry not past StaleTTL answers.
-	sh.mu.Lock()
-	e, ok := sh.lru.Peek(personID)
+	mem.mu.Lock()
+	e, ok := mem.lru.Peek(personID)
 	if ok && !e.notFound && e.age(now) < c.cfg.StaleTTL {
 		e.refreshFailed = now.UnixNano()
-		sh.counts.staleIfError++
-		sh.mu.Unlock()
+		mem.counts.staleIfError++
+		mem.mu.Unlock()
 		return result{e: e, src: SourceMemory, sie: true}, nil
 	}
-	sh.mu.Unlock()
+	mem.mu.Unlock()
 	if errors.Is(err, adapter.ErrUnavailable) {
 		return result{}, fmt.Errorf("eligibility: %w", err)
 	}
@@ -380,18 +380,18 @@ func (c *Cache) usable(e *entry, now time.Time) bool {
 // only as an invalidated entry (the next lookup asks again; it still
 // serves as the stale-if-error fallback) and not shared through Redis.
 func (c *Cache) store(personID string, e *entry, seq0 uint64) {
-	sh := c.mem.shard(personID)
-	sh.mu.Lock()
-	raced := sh.invalidatedSince(personID, seq0)
+	mem := c.mem
+	mem.mu.Lock()
+	raced := mem.invalidatedSince(personID, seq0)
 	if raced {
 		if e.notFound {
-			sh.mu.Unlock()
+			mem.mu.Unlock()
 			return
 		}
 		e.invalidated = true
 	}
-	sh.put(personID, e)
-	sh.mu.Unlock()
+	mem.put(personID, e)
+	mem.mu.Unlock()
 	if c.rds != nil && !raced {
 		c.rds.set(c.baseCtx, personID, e)
 	}
@@ -402,10 +402,10 @@ func (c *Cache) store(personID string, e *entry, seq0 uint64) {
 // here.
 func (c *Cache) refreshInBackground(personID string, e *entry) {
 	clear := func() {
-		sh := c.mem.shard(personID)
-		sh.mu.Lock()
+		mem := c.mem
+		mem.mu.Lock()
 		e.refreshing = false
-		sh.mu.Unlock()
+		mem.mu.Unlock()
 	}
 	select {
 	case c.sem <- struct{}{}:
@@ -458,7 +458,7 @@ func (c *Cache) Refresh(ctx context.Context, personID string) (Entry, error) {
 //     (Stats.InvalidationsDropped) and logged: the other instances then
 //     keep their copies until FreshTTL.
 //
-// It is cheap (one shard lock, no I/O; BenchmarkInvalidate), safe to call
+// It is cheap (the store's lock, no I/O; BenchmarkInvalidate), safe to call
 // concurrently from any goroutine, never blocks and never fails. ctx is
 // accepted for symmetry with the other calls and not used: nothing waits.
 func (c *Cache) Invalidate(_ context.Context, personID string) {
@@ -486,11 +486,11 @@ func (c *Cache) invalidateRemote(personID string) { c.invalidateLocal(personID, 
 // queued.
 func (c *Cache) invalidateLocal(personID string, redisPending bool) {
 	seq := c.invalSeq.Add(1)
-	sh := c.mem.shard(personID)
-	sh.mu.Lock()
-	if e, ok := sh.lru.Peek(personID); ok {
+	mem := c.mem
+	mem.mu.Lock()
+	if e, ok := mem.lru.Peek(personID); ok {
 		if e.notFound {
-			sh.removeLocked(personID)
+			mem.removeLocked(personID)
 		} else {
 			e.invalidated = true
 		}
@@ -498,9 +498,9 @@ func (c *Cache) invalidateLocal(personID string, redisPending bool) {
 	// A fetch in flight is bounded by RefreshTimeout (bulk chunks by the
 	// facade's deadline); marks older than a minute past it are no longer
 	// needed once Redis is done.
-	sh.markInvalidated(personID, invalMark{seq: seq, at: time.Now().UnixNano(), redisPending: redisPending},
+	mem.markInvalidated(personID, invalMark{seq: seq, at: time.Now().UnixNano(), redisPending: redisPending},
 		c.cfg.RefreshTimeout+time.Minute)
-	sh.mu.Unlock()
+	mem.mu.Unlock()
 }
 
 // redisDeleted is called by the deletion worker once a batch of Redis
@@ -511,13 +511,13 @@ func (c *Cache) redisDeleted(ids []string, err error) {
 		c.invalDropped.Add(int64(len(ids)))
 	}
 	for _, id := range ids {
-		sh := c.mem.shard(id)
-		sh.mu.Lock()
-		if m, ok := sh.inval[id]; ok && m.redisPending {
+		mem := c.mem
+		mem.mu.Lock()
+		if m, ok := mem.inval[id]; ok && m.redisPending {
 			m.redisPending = false
-			sh.inval[id] = m
+			mem.inval[id] = m
 		}
-		sh.mu.Unlock()
+		mem.mu.Unlock()
 	}
 }
 
@@ -575,12 +575,12 @@ func (c *Cache) putWarm(recs []adapter.Record, seq0 uint64) {
 			continue
 		}
 		e := newEntry(r.PersonID, r, now)
-		sh := c.mem.shard(r.PersonID)
-		sh.mu.Lock()
-		raced := sh.invalidatedSince(r.PersonID, seq0)
+		mem := c.mem
+		mem.mu.Lock()
+		raced := mem.invalidatedSince(r.PersonID, seq0)
 		e.invalidated = raced
-		sh.put(r.PersonID, e)
-		sh.mu.Unlock()
+		mem.put(r.PersonID, e)
+		mem.mu.Unlock()
 		if raced {
 			continue
 		}

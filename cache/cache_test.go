@@ -334,8 +334,8 @@ func TestEvictionBounds(t *testing.T) {
 		fill        int
 		wantEntries int
 	}{
-		{"entries, one shard", cache.Config{MaxEntries: 100}, 1_000, 100},
-		{"entries, sharded", cache.Config{MaxEntries: 20_000}, 60_000, 20_000},
+		{"entries, small", cache.Config{MaxEntries: 100}, 1_000, 100},
+		{"entries, larger", cache.Config{MaxEntries: 20_000}, 60_000, 20_000},
 		{"bytes", cache.Config{MaxBytes: int64(50 * one)}, 1_000, 50},
 	}
 	for _, tt := range tests {

@@ -57,11 +57,11 @@
 //
 // # Tiers
 //
-// The in-process tier is a set of LRU shards (hashicorp/golang-lru/v2
-// simplelru, one mutex each; 1 shard below 4,096 entries, up to 64) bounded
-// by MaxEntries and by MaxBytes, the latter enforced with EntrySize, an
-// estimate of each entry's real footprint (checked against the heap by
-// TestMemoryPerPerson to within 25%).
+// The in-process tier is one LRU (hashicorp/golang-lru/v2 simplelru) under
+// one mutex — not sharded: see "Read throughput" for the measurement that
+// decided it — bounded by MaxEntries and by MaxBytes, the latter enforced
+// with EntrySize, an estimate of each entry's real footprint (checked
+// against the heap by TestMemoryPerPerson to within 25%).
 //
 // The optional Redis tier (Config.Redis or RedisAddr) is shared by a fleet
 // of yeyakd instances: a record any instance fetched is read by the others
@@ -83,11 +83,27 @@
 // day comes next — with Registry.EligibilityBulk in chunks (ChunkSize, 500)
 // at ChunksPerSecond (golang.org/x/time/rate), remembering the last id done
 // so Pause and Start resume; one log line per chunk, metrics and
-// WarmerStatus. Roster lists a group's ids (SliceRoster is an in-memory one).
-// NextWarmDigit tells which digit's window opens next; WarmBefore and
-// RunSchedule start the warmer for it within a lead time before it opens.
+// WarmerStatus. NextWarmDigit tells which digit's window opens next;
+// WarmBefore and RunSchedule start the warmer for it within a lead time
+// before it opens.
 //
-//	w, _ := cache.NewWarmer(c, cache.WarmerConfig{Roster: roster})
+// With WarmerConfig.StateFile the position (digit, state, counters, last id
+// done, the window it was started for) is written after every chunk, so a
+// restarted process resumes: a run that was going (or was stopped by
+// Cache.Close) comes back paused and Resume continues it — RunSchedule and
+// WarmBefore do so by themselves — while a run paused by ops stays paused.
+// Without StateFile a restart starts the group over (harmless, only slower).
+//
+// A Roster lists a group's ids. In production it is the registry's own
+// population: through the Oracle schema, adapter/oracle's Registry.Roster
+// (PERSON_MST filtered by the cohort's birth range and the digit); through
+// the gateway, which cannot list people, a file of "person_id,birth_date"
+// lines exported from the registry (OpenRosterFile). SliceRoster is the
+// in-memory one both of those and the demo use.
+//
+//	roster := oracleRegistry.Roster(oracle.RosterConfig{BornFrom: campaign.BornFrom, BornTo: campaign.BornTo})
+//	// or: roster, err := cache.OpenRosterFile("/var/lib/yeyak/roster.csv")
+//	w, _ := cache.NewWarmer(c, cache.WarmerConfig{Roster: roster, StateFile: "/var/lib/yeyak/warmer.json"})
 //	go w.RunSchedule(ctx, func() *booking.Campaign { return campaign }, 6*time.Hour, time.Minute)
 //
 // # Ops and metrics
@@ -99,42 +115,55 @@
 // misses_total, collapsed_total, stale_if_error_total, negative_hits_total,
 // evictions_total, entries, bytes, registry_calls_total, refreshes_total,
 // redis_failures_total, invalidations_total, invalidations_dropped_total,
-// warmer_* (people, loaded, chunks, errors, running, progress_ratio). Person ids are never logged.
+// warmer_* (people, loaded, chunks, errors, running, progress_ratio).
+// Person ids are never logged. docs/runbook.md says what each means and
+// what to do about it.
 //
 // # Sizing
 //
-// Memory per cached person, measured: 264 bytes (TestMemoryPerPerson:
-// 200,000 records shaped like the synthetic cohort, about 5% with doses,
-// put in the store; heap growth after two GCs from runtime.MemStats divided
-// by the entries). A cohort of 2,000,000 people therefore takes about
-// 2,000,000 × 264 B ≈ 503 MiB of heap, plus the garbage collector's headroom
-// (GOGC=100 lets the heap grow to twice the live set before collecting: plan
-// about 1 GiB of RSS for the cache, or set GOMEMLIMIT). EntrySize estimates
-// 269 B for the same records, so MaxBytes (default 1 GiB) holds about four
-// million such people and the default MaxEntries (2,500,000) binds first.
-// Where the bytes go: the entry with its record (128 B), the LRU list
-// element (80 B), the map slot at its load factor (~40 B), the person id
-// (16 B, shared by key and record).
+// Memory for a cohort of 2,000,000 people, measured (not extrapolated):
+// 542 MiB of heap, 284 bytes a person; the test process peaked at 728 MiB
+// RSS (VmHWM) with the default GOGC. TestMemoryTwoMillion puts 2,000,000
+// records shaped like the synthetic cohort (about 5% with doses) in the
+// store and divides the heap growth after two GCs (runtime.MemStats) by the
+// entries; it needs about 1.5 GiB and a minute, so it is opt-in:
 //
-//	go test -run TestMemoryPerPerson -v ./cache/
+//	YEYAK_MEMORY_2M=1 go test -run TestMemoryTwoMillion -v ./cache/
 //
-// Read throughput of the hit path, in the same run, parallel on the 2-core
-// development machine (which other builds were loading heavily, load
-// average 8-9: the figures vary by 2x between runs; compare within a run):
+// At 200,000 people (TestMemoryPerPerson, run by every go test) the figure
+// is 264 B: the map's buckets cost more per entry at the larger size. Plan
+// about 1 GiB of RSS for a 2,000,000-person cache (GOGC=100 lets the heap
+// grow to twice the live set between collections), or set GOMEMLIMIT.
+// EntrySize estimates 269 B for the same records (within 6% of the
+// measurement), so MaxBytes (default 1 GiB) holds about four million such
+// people and the default MaxEntries (2,500,000) binds first. Where the
+// bytes go: the entry with its record (128 B), the LRU list element (80 B),
+// the map slot at its load factor (~40-60 B), the person id (16 B, shared
+// by key and record).
 //
-//	go test -run '^$' -bench Parallel -benchmem -count 3 ./cache/
+// # Read throughput, and why the store is not sharded
 //
-//	BenchmarkCacheHitParallel-2        410-660 ns/op   0 allocs
-//	BenchmarkSyncMapParallel-2         115-520 ns/op   0 allocs (no TTL, bound, LRU or counters)
-//	BenchmarkLRUSingleLockParallel-2   115-150 ns/op   0 allocs (golang-lru/v2 lru.Cache, one lock)
+// The store used to be split into up to 64 independently locked shards, to
+// keep parallel hits from serialising on one lock. Measured on the 2-core
+// development machine, the whole hit path (Cache.Get of a fresh entry,
+// 100,000 keys in a fixed random order, 2 goroutines) with everything else
+// equal, six interleaved runs each (load average 3-6 from other builds):
 //
-// (ns/op of a parallel benchmark is wall time per lookup over both cores.)
-// Even at the slowest figure the machine answers about 1.5 million cached
-// lookups a second, far more than the HTTP layer in front of it can ask for. The cache is slower than the bare maps because each hit also
-// reads the clock, checks the entry's age and counts the hit, and its
-// entries are spread over 64 shards (more cache misses on a 2-core machine
-// where the shards' lock contention that they avoid barely exists). The
-// stampede test's figure: 10,000 concurrent lookups of one cold person make
-// exactly 1 registry call (TestStampedeMakesOneRegistryCall, and
+//	git checkout 01a1888 && go test -c -o /tmp/cache.test ./cache/
+//	for i in 1 2 3 4 5 6; do /tmp/cache.test -test.run '^$' \
+//	  -test.bench 'HitShards/shards=(1|64)$' -test.benchtime 1000000x -test.cpu 2; done
+//
+//	shards=1    603  754  790  845  847 1202 ns/op   (median ≈ 820)
+//	shards=64   869  890  953  959 1108 1128 ns/op   (median ≈ 955)
+//
+// One lock was faster in five of the six pairs: on two cores the lock is
+// rarely contended, and spreading the entries over 64 LRUs costs more cache
+// misses than the contention it avoids. So the store is one LRU under one
+// mutex (which also keeps the LRU order exact). Its critical section is a
+// map lookup and a list move; even fully serialised it allows millions of
+// lookups a second, far more than the HTTP layer in front of it asks for.
+//
+// The stampede test's figure: 10,000 concurrent lookups of one cold person
+// make exactly 1 registry call (TestStampedeMakesOneRegistryCall, and
 // TestMockRegistryStampede counted on mocks/registry's Stats().Reads).
 package cache

@@ -38,14 +38,14 @@ type Entry struct {
 
 // entry is what a tier holds for one person. The record and fetchedAt never
 // change after the entry is stored (an update stores a new entry); the
-// bookkeeping fields below are guarded by the owning shard's lock.
+// bookkeeping fields below are guarded by the store's lock.
 type entry struct {
 	rec       adapter.Record
 	fetchedAt int64 // unix nanoseconds; not a time.Time, to save 16 bytes a person
 	size      int32
 	notFound  bool // negative entry: the registry does not know the person
 
-	// Guarded by the shard lock.
+	// Guarded by the store's lock.
 	invalidated   bool  // the person's booking changed: fetch before answering fresh
 	refreshing    bool  // a background refresh is in flight
 	refreshFailed int64 // unix nanoseconds of the last failed refresh; 0 if none since fetch

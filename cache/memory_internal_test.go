@@ -48,10 +48,9 @@ func measurePerPerson(n int) (measured, estimated float64) {
 	now := time.Now()
 	for r := range syntheticRecords(n) {
 		e := newEntry(r.PersonID, r, now)
-		sh := s.shard(r.PersonID)
-		sh.mu.Lock()
-		sh.put(r.PersonID, e)
-		sh.mu.Unlock()
+		s.mu.Lock()
+		s.put(r.PersonID, e)
+		s.mu.Unlock()
 	}
 	after := heapInUse() // the generator's garbage is collected by now
 	entries, bytes, _ := s.totals()

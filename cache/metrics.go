@@ -67,7 +67,7 @@ func (c *Cache) Stats() Stats {
 }
 
 // metrics exports Stats to prometheus: one collector reads every counter in
-// one pass over the shards at scrape time, so the lookup path pays nothing
+// one pass at scrape time, so the lookup path pays nothing
 // for it.
 type metrics struct {
 	c             *Cache
