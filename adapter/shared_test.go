@@ -111,6 +111,7 @@ func TestSharedBreakerHalfOpenRecovery(t *testing.T) {
 
 func TestSharedBreakerRedisDownAdmitsCalls(t *testing.T) {
 	addr, prefix := testenv.RedisAddr(t)
+	t.Cleanup(func() { deleteKeys(addr, prefix) })
 	proxy := newTCPProxy(t, addr)
 	client := redis.NewClient(&redis.Options{Addr: proxy.addr(), MaxRetries: -1, DialTimeout: 50 * time.Millisecond})
 	defer client.Close()
@@ -209,5 +210,16 @@ func BenchmarkFacadeOverheadShared(b *testing.B) {
 		if _, err := f.Eligibility(ctx, "P0000000001"); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// deleteKeys deletes the test's keys (under prefix) from the machine's
+// Redis, never anything else.
+func deleteKeys(addr, prefix string) {
+	client := redis.NewClient(&redis.Options{Addr: addr})
+	defer client.Close()
+	ctx := context.Background()
+	if keys, _ := client.Keys(ctx, prefix+"*").Result(); len(keys) > 0 {
+		client.Del(ctx, keys...)
 	}
 }
