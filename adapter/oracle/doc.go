@@ -53,8 +53,9 @@
 //     REG_DTM are CHAR. Values written have the exact width, and values read
 //     are trimmed, but comparisons of a CHAR column with a bind variable use
 //     non-padded semantics in Oracle: if the real data holds shorter values
-//     (blank-padded), equality on binds may miss rows. Today no CHAR column
-//     is compared to a bind; keep it that way or RTRIM.
+//     (blank-padded), equality on binds may miss rows. Only the Roster
+//     compares one (BRTH_DT, with YYYYMMDD binds): check that the real
+//     BRTH_DT values are all 8 characters.
 //   - NUMBER scanning: DOSE_NO is NUMBER(2), scanned into int64. godror
 //     returns NUMBER as a decimal string by default; database/sql converts
 //     it. COUNT(*) and COALESCE(MAX(DOSE_NO), 0) likewise. Verify, and set
