@@ -560,8 +560,12 @@ func PersonOf(e Entry) booking.Person {
 	}
 }
 
-// Cache is the booking path's PersonSource.
-var _ booking.PersonSource = (*Cache)(nil)
+// Cache is the booking path's PersonSource, and booking.Service invalidates
+// a person's entry through it after each change to their bookings.
+var (
+	_ booking.PersonSource      = (*Cache)(nil)
+	_ booking.PersonInvalidator = (*Cache)(nil)
+)
 
 // putWarm stores records the warmer fetched in bulk, in memory and in
 // Redis (one pipeline per chunk). seq0 is c.invalSeq read before the bulk

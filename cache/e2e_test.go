@@ -342,4 +342,10 @@ func TestWarmedDigitGroupBooksWithoutRegistryReads(t *testing.T) {
 		t.Fatalf("1,000 bookings of warmed people made %d registry reads (%d of them), want 0", st.Reads, w.reads.of(ids(people)))
 	}
 	t.Logf("warmer: %d bulk reads for %d ids; then 1,000 bookings, %d single reads", st.BulkReads, st.BulkIDs, st.Reads)
+	// booking.Service invalidated each booked person's entry after the
+	// commit (the cache is its PersonInvalidator): the next lookup asks
+	// the registry.
+	if e, err := w.cache.Get(ctx, people[0].ID); err != nil || e.Source != cache.SourceRegistry {
+		t.Fatalf("lookup after the booking = %+v, %v; want a registry read", e, err)
+	}
 }
