@@ -109,7 +109,7 @@ func (v *visitor) once(ctx context.Context, rq request) answer {
 		req.Header.Set(v.r.cfg.PassHeader, v.pass)
 	}
 	start := time.Now()
-	resp, err := v.r.client.Do(req)
+	resp, err := v.client.Do(req)
 	var a answer
 	if err != nil {
 		a = answer{code: CodeTransport, retryable: true}

@@ -151,12 +151,20 @@ type Config struct {
 	// Summary.Bookings (for invariant checks).
 	Record bool
 
-	// Conns caps the connections to the target. 0 means 256.
+	// Sources is the number of client addresses people are spread over,
+	// from 127.1.0.1 on (SourceAddr), as people arrive from many homes and
+	// carrier NATs: the target's per-address limits then meet a crowd, not
+	// one machine. 0 means 64; 1 means the kernel's choice (127.0.0.1). An
+	// IPv6 target is always reached from ::1.
+	Sources int
+	// Conns caps the connections to the target, over all sources. 0 means
+	// 256.
 	Conns int
 	// RequestTimeout bounds each HTTP call. 0 means 30 s.
 	RequestTimeout time.Duration
-	// Client replaces the HTTP client built from Conns and RequestTimeout
-	// (with the loopback-only dialer). nil means built.
+	// Client replaces the HTTP clients built from Sources, Conns and
+	// RequestTimeout (with the loopback-only dialer): every person uses it.
+	// nil means built.
 	Client *http.Client
 	// Progress receives a progress line once a second. nil means none.
 	Progress io.Writer
@@ -216,6 +224,9 @@ func (c Config) withDefaults() Config {
 	if c.Conns <= 0 {
 		c.Conns = 256
 	}
+	if c.Sources <= 0 {
+		c.Sources = 64
+	}
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = 30 * time.Second
 	}
@@ -236,6 +247,9 @@ func (c Config) validate() error {
 	}
 	if c.Count < 0 || c.Duration < 0 || c.Skip < 0 || c.Think < 0 {
 		return errors.New("load: Count, Duration, Skip and Think must not be negative")
+	}
+	if c.Sources > 250*250 {
+		return fmt.Errorf("load: at most %d sources", 250*250)
 	}
 	if c.Count == 0 && c.Duration == 0 && c.Shape != ShapeSpike && c.People == nil {
 		return errors.New("load: unbounded run: set Count or Duration")

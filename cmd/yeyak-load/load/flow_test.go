@@ -275,3 +275,36 @@ func TestSignsInAgainOnInvalidToken(t *testing.T) {
 		t.Fatalf("booked %d, %d tokens, %d eligibility calls; outcomes %v", sum.Booked, tokens.Load(), eligibility.Load(), sum.Outcomes)
 	}
 }
+
+// TestPeopleComeFromManyAddresses: people are spread over Sources client
+// addresses of 127.0.0.0/8, so per-address limits meet a crowd.
+func TestPeopleComeFromManyAddresses(t *testing.T) {
+	for _, c := range []struct {
+		sources int
+		want    []string
+	}{{4, []string{"127.1.0.1", "127.1.0.2", "127.1.0.3", "127.1.0.4"}}, {1, []string{"127.0.0.1"}}} {
+		var s *scripted
+		s = newScripted(t, func(w http.ResponseWriter, r *http.Request, n int64) { s.created(w, r) })
+		var mu sync.Mutex
+		seen := map[string]bool{}
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			host, _, _ := strings.Cut(r.RemoteAddr, ":")
+			mu.Lock()
+			seen[host] = true
+			mu.Unlock()
+			s.mux.ServeHTTP(w, r)
+		})
+		sum := runOne(t, h, Config{Shape: ShapeClosed, Concurrency: 2, People: []int{1, 2, 3, 4, 5, 6, 7, 8}, Sources: c.sources})
+		if sum.Booked != 8 {
+			t.Fatalf("sources %d: booked %d, errors %v", c.sources, sum.Booked, sum.Errors)
+		}
+		for _, a := range c.want {
+			if !seen[a] {
+				t.Errorf("sources %d: no call from %s (seen %v)", c.sources, a, seen)
+			}
+		}
+		if len(seen) != len(c.want) {
+			t.Errorf("sources %d: calls from %v", c.sources, seen)
+		}
+	}
+}

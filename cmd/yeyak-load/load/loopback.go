@@ -70,8 +70,18 @@ func loopbackOnly(_, address string, _ syscall.RawConn) error {
 // NewClient returns an HTTP client for the load: at most conns connections
 // (all kept alive), each call bounded by timeout, and a dialer that only
 // connects to loopback addresses.
-func NewClient(conns int, timeout time.Duration) *http.Client {
-	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, Control: loopbackOnly}
+func NewClient(conns int, timeout time.Duration) *http.Client { return newClient(conns, timeout, nil) }
+
+// SourceAddr returns the i-th client address the load spreads people
+// over: 127.1.x.y, all of them loopback (Linux routes 127.0.0.0/8 to lo).
+func SourceAddr(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{127, 1, byte(i / 250), byte(i%250 + 1)})
+}
+
+// newClient is NewClient whose connections leave from source (nil: the
+// kernel's choice).
+func newClient(conns int, timeout time.Duration, source net.Addr) *http.Client {
+	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, Control: loopbackOnly, LocalAddr: source}
 	return &http.Client{
 		Timeout: timeout,
 		Transport: &http.Transport{

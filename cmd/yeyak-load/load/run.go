@@ -7,7 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,7 +20,7 @@ import (
 // runner is one Run's shared state.
 type runner struct {
 	cfg    Config
-	client *http.Client
+	client []*http.Client // one per source address; person k uses client[k % len]
 	rec    *recorder
 	camp   *campaignInfo
 	digit  int
@@ -40,10 +44,8 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	if err := CheckLoopback(ctx, cfg.Target); err != nil {
 		return nil, err
 	}
-	r := &runner{cfg: cfg, client: cfg.Client, rec: newRecorder(cfg.Record), runID: cfg.RunID}
-	if r.client == nil {
-		r.client = NewClient(cfg.Conns, cfg.RequestTimeout)
-	}
+	r := &runner{cfg: cfg, rec: newRecorder(cfg.Record), runID: cfg.RunID}
+	r.client = clients(cfg)
 	if r.runID == "" {
 		b := make([]byte, 4)
 		_, _ = crand.Read(b)
@@ -94,6 +96,27 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	return s, nil
 }
 
+// clients builds the HTTP clients: cfg.Client, or one per source address
+// sharing cfg.Conns connections.
+func clients(cfg Config) []*http.Client {
+	if cfg.Client != nil {
+		return []*http.Client{cfg.Client}
+	}
+	u, err := url.Parse(cfg.Target)
+	if err != nil || cfg.Sources == 1 || strings.Contains(u.Hostname(), ":") {
+		return []*http.Client{NewClient(cfg.Conns, cfg.RequestTimeout)}
+	}
+	if ip, err := netip.ParseAddr(u.Hostname()); err == nil && ip.Is6() && !ip.Is4In6() {
+		return []*http.Client{NewClient(cfg.Conns, cfg.RequestTimeout)}
+	}
+	out := make([]*http.Client, cfg.Sources)
+	per := max(1, cfg.Conns/cfg.Sources)
+	for i := range out {
+		out[i] = newClient(per, cfg.RequestTimeout, &net.TCPAddr{IP: SourceAddr(i).AsSlice()})
+	}
+	return out
+}
+
 // campaign reads the campaign from GET /v1/campaigns.
 func (r *runner) campaign(ctx context.Context) (*campaignInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
@@ -102,7 +125,7 @@ func (r *runner) campaign(ctx context.Context) (*campaignInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load: %w", err)
 	}
-	resp, err := r.client.Do(req)
+	resp, err := r.client[0].Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("load: GET /v1/campaigns: %w", err)
 	}
@@ -146,7 +169,8 @@ func (r *runner) start(flowCtx context.Context, people *sync.WaitGroup, k int) <
 	if err != nil {
 		return nil
 	}
-	v := &visitor{r: r, p: p, class: r.picker.classOf(p), rng: rand.New(rand.NewPCG(r.cfg.PersonSeed, uint64(k)))}
+	v := &visitor{r: r, p: p, class: r.picker.classOf(p), rng: rand.New(rand.NewPCG(r.cfg.PersonSeed, uint64(k))),
+		client: r.client[k%len(r.client)]}
 	r.rec.started.Add(1)
 	r.rec.inFlight.Add(1)
 	done := make(chan struct{})

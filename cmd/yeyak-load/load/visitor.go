@@ -15,6 +15,7 @@ import (
 // visitor is one virtual person going through the flow.
 type visitor struct {
 	r      *runner
+	client *http.Client // the person's connections, from their source address
 	p      population.Person
 	class  int
 	rng    *rand.Rand
