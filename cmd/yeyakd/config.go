@@ -49,6 +49,11 @@ type config struct {
 	AddrInFlight    int
 	Sessions        string
 	SessionWindow   time.Duration
+
+	WarmRoster string
+	WarmLead   time.Duration
+	WarmRate   float64
+	WarmState  string
 }
 
 // secret marks settings printed masked.
@@ -115,6 +120,10 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&cfg.AddrInFlight, "addr-inflight", 32, "requests one client address may have in progress; negative: off")
 	fs.StringVar(&cfg.Sessions, "sessions", "rotation", "one active session per person: rotation (during rotation phases, as in 2021) | always | off")
 	fs.DurationVar(&cfg.SessionWindow, "session-window", 10*time.Minute, "a person may start a new session at most once per this window; negative: no window")
+	fs.StringVar(&cfg.WarmRoster, "warm-roster", "", "who the cache pre-warmer loads before each rotation day: a roster FILE (person_id,birth_date per line), registry (the Oracle registry's person master), or off; empty: the registry's with --registry oracle, the synthetic population with --demo, else off")
+	fs.DurationVar(&cfg.WarmLead, "warm-lead", 12*time.Hour, "the pre-warmer starts loading a rotation day's digit group this long before its window opens")
+	fs.Float64Var(&cfg.WarmRate, "warm-rate", 2, "pre-warmer bulk registry calls per second (500 people each): the registry's budget for warming")
+	fs.StringVar(&cfg.WarmState, "warm-state", "", "file where the pre-warmer keeps its position, so a restart resumes (empty: in memory only)")
 	fs.StringVar(&cfg.Role, "role", "all", "roles to run: all | api | relay | sync")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may finish after SIGTERM")
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "debug | info | warn | error")
@@ -229,6 +238,9 @@ func (c *config) validate() error {
 	}
 	if c.RatePerson == 0 || c.RateAddr == 0 {
 		return errors.New("--rate-person and --rate-addr must be positive (or negative for off)")
+	}
+	if c.WarmRate <= 0 || c.WarmLead <= 0 {
+		return errors.New("--warm-rate and --warm-lead must be positive")
 	}
 	if c.IdempotencyMaxAge < time.Hour {
 		return errors.New("--idempotency-max-age must be at least 1h (clients retry with the same key)")

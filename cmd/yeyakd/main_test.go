@@ -100,7 +100,7 @@ func TestDemoBinaryEndToEnd(t *testing.T) {
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	cmd := exec.Command(bin, "--demo", "--demo-people", "3000", "--demo-clinics", "20",
 		"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--ops-listen", fmt.Sprintf("127.0.0.1:%d", opsPort),
-		"--db", "sqlite:"+filepath.Join(dir, "demo.db"))
+		"--db", "sqlite:"+filepath.Join(dir, "demo.db"), "--warm-lead", "48h")
 	cmd.Dir = dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -259,6 +259,26 @@ func TestDemoBinaryEndToEnd(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("events not applied to the registry in 30s: %+v", ob)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// The pre-warmer loaded the next rotation day's digit group (it opens
+	// within --warm-lead 48h).
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		var ws struct {
+			State  string `json:"state"`
+			Loaded int    `json:"loaded"`
+		}
+		if resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/ops/warmer", opsPort)); err == nil {
+			_ = json.NewDecoder(resp.Body).Decode(&ws)
+			resp.Body.Close()
+		}
+		if ws.State == "done" && ws.Loaded > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pre-warmer did not load the next digit group in 30s: %+v", ws)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

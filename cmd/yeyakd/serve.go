@@ -162,6 +162,24 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer)
 	var wg sync.WaitGroup
 	defer func() { stopBG(); wg.Wait() }()
 
+	// The pre-warmer: each rotation day's digit group, loaded before it opens.
+	if cfg.Role == "all" || cfg.Role == "api" {
+		cs, err := svc.Campaigns(ctx)
+		if err != nil {
+			return err
+		}
+		roster, what, err := warmRoster(cfg, reg0, d, cs)
+		if err != nil {
+			return err
+		}
+		if roster != nil {
+			if err := startWarmer(bg, &wg, cfg, people, roster, svc.Campaigns, now, log); err != nil {
+				return fmt.Errorf("pre-warmer: %w", err)
+			}
+		}
+		log.Info("pre-warmer", "roster", what, "lead", cfg.WarmLead.String(), "chunks_per_second", cfg.WarmRate)
+	}
+
 	// Kafka, the relay and the sync consumer.
 	var brokers []string
 	if cfg.Kafka == "embedded" {

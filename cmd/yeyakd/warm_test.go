@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/yeyak/yeyak/mocks/population"
+	"github.com/yeyak/yeyak/mocks/registry"
+)
+
+func TestWarmRoster(t *testing.T) {
+	ctx := context.Background()
+	file := filepath.Join(t.TempDir(), "roster.csv")
+	if err := os.WriteFile(file, []byte("person_id,birth_date\nP1,1990-05-19\nP2,19850329\nP3,1991-07-12\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := &demo{pop: population.Config{Seed: 1, People: 500}}
+	mock := registry.New(registry.Config{})
+	for _, tc := range []struct {
+		name, roster, registry string
+		demo                   *demo
+		wantNil, wantErr       bool
+		digit9                 int // people listed for digit 9 (-1: do not check)
+	}{
+		{"off", "off", "mock", d, true, false, -1},
+		{"file", file, "mock", nil, false, false, 2},
+		{"demo population", "", "mock", d, false, false, -1},
+		{"gateway without roster", "", "gateway:http://127.0.0.1:1", nil, true, false, -1},
+		{"registry roster needs oracle", "registry", "mock", nil, false, true, -1},
+		{"missing file", filepath.Join(t.TempDir(), "nope"), "mock", nil, false, true, -1},
+	} {
+		cfg := &config{WarmRoster: tc.roster, Registry: tc.registry}
+		r, _, err := warmRoster(cfg, mock, tc.demo, nil)
+		if (err != nil) != tc.wantErr || (r == nil) != (tc.wantNil || tc.wantErr) {
+			t.Errorf("%s: roster %v, err %v", tc.name, r, err)
+			continue
+		}
+		if tc.digit9 >= 0 {
+			ids, err := r.PeopleForDigit(ctx, 9, "", 10)
+			if err != nil || len(ids) != tc.digit9 {
+				t.Errorf("%s: digit 9 → %v %v, want %d people", tc.name, ids, err, tc.digit9)
+			}
+		}
+		if tc.name == "demo population" {
+			n := 0
+			for dg := range 10 {
+				ids, _ := r.PeopleForDigit(ctx, dg, "", 1000)
+				n += len(ids)
+				for _, id := range ids {
+					i, _ := population.IndexOf(id)
+					if population.PersonAt(d.pop, i).Digit() != dg {
+						t.Fatalf("%s listed under digit %d", id, dg)
+					}
+				}
+			}
+			if n != 500 {
+				t.Errorf("demo roster lists %d of 500 people", n)
+			}
+		}
+	}
+}
