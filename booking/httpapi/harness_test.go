@@ -45,6 +45,7 @@ const (
 	personC       = "P0000000003" // digit 2: not their rotation day
 	personD       = "P0000000004" // digit 9: may book today
 	personUnknown = "P0000000099" // not in the registry
+	personDown    = "P0000000098" // digit 9; the registry cannot answer for them
 )
 
 var births = map[string]booking.Date{
@@ -57,6 +58,9 @@ var births = map[string]booking.Date{
 type people struct{}
 
 func (people) Person(_ context.Context, id string) (booking.Person, error) {
+	if id == personDown {
+		return booking.Person{}, booking.Errorf(booking.EREGISTRYDOWN, "registry unavailable (test)")
+	}
 	b, ok := births[id]
 	if !ok {
 		return booking.Person{}, booking.Errorf(booking.EUNKNOWNPERSON, "unknown")
@@ -268,7 +272,11 @@ func (w tWriter) Write(p []byte) (int, error) {
 // person's birth date claim.
 func (e *env) token(person string) string {
 	e.t.Helper()
-	tok, err := e.idp.Issue("pass", person, births[person], time.Hour)
+	birth := births[person]
+	if person == personDown {
+		birth = booking.MustDate("1988-02-19") // the token's birth date claim
+	}
+	tok, err := e.idp.Issue("pass", person, birth, time.Hour)
 	if err != nil {
 		e.t.Fatal(err)
 	}

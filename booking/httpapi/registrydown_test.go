@@ -1,0 +1,56 @@
+package httpapi_test
+
+import (
+	"context"
+	"strconv"
+	"testing"
+)
+
+// TestRegistryDownPolicy: when the registry cannot answer for an uncached
+// person, the campaign's policy decides and the answer says which one
+// happened: fail_closed → 503 registry_unavailable with Retry-After and
+// nothing written; provisional → 201 with status provisional (the dose is
+// held), and eligibility says provisional.
+func TestRegistryDownPolicy(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, e *env) {
+		tok := e.token(personDown)
+		before := e.counts()
+		r := e.book(tok, "k1", bookBody("C000001", vday, "pfizer"))
+		if r.status != 503 || r.code(t) != "registry_unavailable" || r.json(t)["error"].(map[string]any)["retryable"] != true {
+			t.Fatalf("fail_closed: %d %s", r.status, r.body)
+		}
+		if ra, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || ra < 1 {
+			t.Fatalf("fail_closed: Retry-After %q", r.header.Get("Retry-After"))
+		}
+		if after := e.counts(); after != before {
+			t.Fatalf("fail_closed wrote: %+v → %+v", before, after)
+		}
+		if r := e.do("GET", "/v1/me/eligibility?campaign=c2026", tok, "", nil); r.status != 503 || r.code(t) != "registry_unavailable" {
+			t.Fatalf("fail_closed eligibility: %d %s", r.status, r.body)
+		}
+
+		c := testCampaign()
+		c.RegistryPolicy = "provisional"
+		if err := e.db.PutCampaign(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+		el := e.do("GET", "/v1/me/eligibility?campaign=c2026", tok, "", nil)
+		if m := el.json(t); el.status != 200 || m["eligible"] != true || m["provisional"] != true {
+			t.Fatalf("provisional eligibility: %d %s", el.status, el.body)
+		}
+		r = e.book(tok, "k2", bookBody("C000001", vday, "pfizer"))
+		var bk struct {
+			Booking struct {
+				Status string `json:"status"`
+				Linked string `json:"linked_booking_id"`
+			} `json:"booking"`
+		}
+		mustJSON(t, r, 201, &bk)
+		if bk.Booking.Status != "provisional" || bk.Booking.Linked == "" {
+			t.Fatalf("provisional booking: %s", r.body)
+		}
+		if after := e.counts(); after.Booked != before.Booked+2 {
+			t.Fatalf("the provisional booking holds no doses: %+v → %+v", before, after)
+		}
+	})
+}
