@@ -4,14 +4,15 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/jmoiron/sqlx"
 
@@ -58,7 +59,7 @@ type SeedResult struct {
 
 // SeedCampaign loads a campaign that has no quota rows yet — the campaign,
 // its clinics and its whole first supply — in one transaction, in bulk: on
-// PostgreSQL by COPY (pgx CopyFrom on one pool connection), on SQLite by one
+// PostgreSQL by a binary COPY on one pool connection, on SQLite by one
 // prepared multi-row INSERT run over the rows. It is the seeding path for
 // the demo, benchmarks and a first national load, where ApplySupply's
 // per-row locking and reconciling (a supply file over a live campaign) would
@@ -408,7 +409,7 @@ func (db *DB) seedPostgres(ctx context.Context, p *seedPlan) error {
 		if err := tx.QueryRow(ctx, sqlSeedVersionPG).Scan(&p.res.Version); err != nil {
 			return fmt.Errorf("next quota version: %w", err)
 		}
-		n, err := tx.CopyFrom(ctx, pgx.Identifier{"quotas"}, seedQuotaColumns, newQuotaSource(p))
+		tag, err := tx.Conn().PgConn().CopyFrom(ctx, newQuotaCopy(p), sqlSeedCopy)
 		if err != nil {
 			if v, _ := db.dialect.classify(err); v == primaryKeyViolation || v == uniqueViolation {
 				// Not from the seed (prepareSeed refuses duplicates): rows
@@ -417,7 +418,7 @@ func (db *DB) seedPostgres(ctx context.Context, p *seedPlan) error {
 			}
 			return fmt.Errorf("copy quotas: %w", err)
 		}
-		if int(n) != p.res.QuotaRows {
+		if n := tag.RowsAffected(); n != int64(p.res.QuotaRows) {
 			return fmt.Errorf("copied %d quota rows, planned %d", n, p.res.QuotaRows)
 		}
 		if err := db.seedSupplyLoad(exec, p); err != nil {
@@ -430,34 +431,96 @@ func (db *DB) seedPostgres(ctx context.Context, p *seedPlan) error {
 	})
 }
 
-// quotaSource feeds a seed's quota rows to pgx CopyFrom. The values that
-// stay the same across a supply row's waves are boxed once per supply row.
-type quotaSource struct {
-	q    *quotaCursor
-	vals []any
+// quotaCopy is the COPY … FROM STDIN (FORMAT binary) stream of a seed's
+// quota rows, encoded straight from the cursor: pgx's CopyFrom spent most
+// of the client's CPU encoding millions of rows value by value, CPU the
+// database needs on a small machine. The binary types must be the
+// columns' own: TEXT, DATE (days since 2000-01-01), INTEGER, BIGINT for
+// version; a migration that changes one makes the COPY fail, never load
+// wrong values (TestSeedPostgres).
+type quotaCopy struct {
+	q        *quotaCursor
+	campaign string
+	version  int64
+	buf      []byte
+	off      int
+	started  bool
+	done     bool
+	// group holds the encoded fields that the current supply row's waves
+	// share: clinic_id, vdate, product, dose.
+	group []byte
 }
 
-func newQuotaSource(p *seedPlan) *quotaSource {
-	s := &quotaSource{q: newQuotaCursor(p), vals: make([]any, len(seedQuotaColumns))}
-	s.vals[0], s.vals[7], s.vals[8] = p.c.ID, 0, p.res.Version
-	return s
+// sqlSeedCopy is the COPY statement quotaCopy feeds.
+var sqlSeedCopy = "COPY quotas (" + strings.Join(seedQuotaColumns, ", ") + ") FROM STDIN (FORMAT binary)"
+
+// pgEpoch is day 0 of PostgreSQL's binary DATE.
+var pgEpoch = booking.Date{Year: 2000, Month: time.January, Day: 1}
+
+// copyChunk is about how many bytes quotaCopy encodes at a time.
+const copyChunk = 64 << 10
+
+func newQuotaCopy(p *seedPlan) *quotaCopy {
+	return &quotaCopy{q: newQuotaCursor(p), campaign: p.c.ID, version: p.res.Version, buf: make([]byte, 0, copyChunk+512)}
 }
 
-// Next implements pgx.CopyFromSource.
-func (s *quotaSource) Next() bool {
-	if !s.q.advance() {
-		return false
+// Read implements io.Reader.
+func (r *quotaCopy) Read(p []byte) (int, error) {
+	if r.off >= len(r.buf) {
+		if r.done {
+			return 0, io.EOF
+		}
+		r.fill()
 	}
-	if s.q.first {
-		r := s.q.row
-		s.vals[1], s.vals[2], s.vals[3], s.vals[4] = r.ClinicID, r.Date.In(time.UTC), r.Product, r.Dose
-	}
-	s.vals[5], s.vals[6] = s.q.wave, s.q.caps[s.q.wave]
-	return true
+	n := copy(p, r.buf[r.off:])
+	r.off += n
+	return n, nil
 }
 
-// Values implements pgx.CopyFromSource.
-func (s *quotaSource) Values() ([]any, error) { return s.vals, nil }
+// fill encodes the next rows (the header first, the trailer last) into buf.
+func (r *quotaCopy) fill() {
+	b := r.buf[:0]
+	r.off = 0
+	if !r.started {
+		b = append(b, "PGCOPY\n\xff\r\n\x00"...)
+		b = binary.BigEndian.AppendUint32(b, 0) // flags
+		b = binary.BigEndian.AppendUint32(b, 0) // header extension length
+		r.started = true
+	}
+	for len(b) < copyChunk {
+		if !r.q.advance() {
+			b = binary.BigEndian.AppendUint16(b, 0xffff) // trailer: -1
+			r.done = true
+			break
+		}
+		if r.q.first {
+			row := r.q.row
+			g := r.group[:0]
+			g = appendText(g, row.ClinicID)
+			g = binary.BigEndian.AppendUint32(g, 4)
+			g = binary.BigEndian.AppendUint32(g, uint32(int32(row.Date.Sub(pgEpoch))))
+			g = appendText(g, row.Product)
+			g = appendInt4(g, row.Dose)
+			r.group = g
+		}
+		b = binary.BigEndian.AppendUint16(b, uint16(len(seedQuotaColumns)))
+		b = appendText(b, r.campaign)
+		b = append(b, r.group...)
+		b = appendInt4(b, r.q.wave)
+		b = appendInt4(b, r.q.caps[r.q.wave])
+		b = appendInt4(b, 0) // booked
+		b = binary.BigEndian.AppendUint32(b, 8)
+		b = binary.BigEndian.AppendUint64(b, uint64(r.version))
+	}
+	r.buf = b
+}
 
-// Err implements pgx.CopyFromSource.
-func (s *quotaSource) Err() error { return nil }
+func appendText(b []byte, s string) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(s)))
+	return append(b, s...)
+}
+
+func appendInt4(b []byte, v int) []byte {
+	b = binary.BigEndian.AppendUint32(b, 4)
+	return binary.BigEndian.AppendUint32(b, uint32(int32(v)))
+}
