@@ -324,3 +324,18 @@ func TestDemoBinaryEndToEnd(t *testing.T) {
 	}
 	_ = os.Remove(bin)
 }
+
+// TestREADMEDocumentsEveryFlag: the README's configuration table names
+// every flag, so it cannot fall behind yeyakd -h.
+func TestREADMEDocumentsEveryFlag(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	newFlagSet(&config{}, io.Discard).VisitAll(func(f *flag.Flag) {
+		if !strings.Contains(readme, "`--"+f.Name+"`") {
+			t.Errorf("README.md's configuration table does not name --%s", f.Name)
+		}
+	})
+}
