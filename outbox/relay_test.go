@@ -30,6 +30,7 @@ func TestRelayPublishesAllInPerKeyOrder(t *testing.T) {
 	t.Parallel()
 	for _, d := range dialects {
 		t.Run(d, func(t *testing.T) {
+			t.Parallel()
 			sys := newBookingSystem(t, d)
 			db := sys.db()
 			brokers := startKafka(t, 6, topic)
@@ -41,8 +42,8 @@ func TestRelayPublishesAllInPerKeyOrder(t *testing.T) {
 			}
 			stop := runRelay(t, r)
 			const people = 2_000
-			n := sys.stream(t, 0, people/2, 4)
-			n += sys.stream(t, people/2, people, 4) // while the relay publishes the first half
+			n := sys.stream(t, 0, people/2, 8)
+			n += sys.stream(t, people/2, people, 8) // while the relay publishes the first half
 			if t.Failed() {
 				return
 			}
