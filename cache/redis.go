@@ -158,7 +158,9 @@ func (t *redisTier) setMany(ctx context.Context, ids []string, es []*entry) {
 // and publishes their ids on KeyPrefix + "invalidate" (each tagged with
 // this instance's origin, so its own subscription ignores them), in
 // batches of up to deleteBatch per pipeline, until ctx ends; then it sends
-// what is still queued, within one more RedisTimeout. done is told about
+// one last batch of what is still queued, within one more RedisTimeout
+// (the rest is lost with the process: those copies expire at their TTL,
+// and other instances' at FreshTTL). done is told about
 // every batch, with the error if it failed. Deletions are tried even
 // during the backoff after a failure: a skipped one would let other
 // instances read a record known to be out of date.

@@ -241,7 +241,7 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 		c.dlw = c.ownDLW
 	}
 	if len(cfg.Brokers) > 0 && cfg.GroupID != "" {
-		if c.lagMeter, err = NewLagMeter(cfg.Brokers, cfg.GroupID, cfg.Topic, cfg.LagInterval); err != nil {
+		if c.lagMeter, err = NewLagMeter(cfg.Brokers, cfg.GroupID, cfg.Topic, 0); err != nil {
 			return nil, err
 		}
 	}
