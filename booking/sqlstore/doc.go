@@ -58,6 +58,13 @@
 // runs. A dose later returned to a rolled-over wave (cancel, reschedule)
 // moves on to the open wave in the transaction that returns it.
 //
+// SeedCampaign is the bulk path for a campaign that has no quota rows yet
+// (the demo, benchmarks, a first national load): campaign, clinics and
+// every quota row of its first supply in one transaction, by binary COPY
+// on PostgreSQL and one prepared multi-row INSERT on SQLite, refused with
+// ECONFLICT as soon as the campaign has a quota row. Later supply goes
+// through ApplySupply.
+//
 // QuotasChangedSince feeds in-memory quota snapshots: ask again from the
 // version it returns and no change is missed, even on PostgreSQL where
 // versions come from a sequence and commit out of order (watermark.go).
