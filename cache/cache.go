@@ -456,7 +456,10 @@ func (c *Cache) Refresh(ctx context.Context, personID string) (Entry, error) {
 //     not read the person's Redis copy. If the queue is full
 //     (invalidationQueue) or Redis fails, that deletion is dropped, counted
 //     (Stats.InvalidationsDropped) and logged: the other instances then
-//     keep their copies until FreshTTL.
+//     keep their copies until FreshTTL. One window stays open: a registry
+//     read in flight on another instance at the moment the published
+//     invalidation reaches it may still write the older view to Redis
+//     (after this instance deleted it); that copy ages out like any other.
 //
 // It is cheap (the store's lock, no I/O; BenchmarkInvalidate), safe to call
 // concurrently from any goroutine, never blocks and never fails. ctx is
