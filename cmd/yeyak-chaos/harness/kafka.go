@@ -25,6 +25,7 @@ type Kafka struct {
 // StartKafka starts a one-broker cluster on a free loopback port with the
 // topics created. Close stops it and removes its directory.
 func StartKafka(topics []string, partitions int) (*Kafka, error) {
+	removeStale("yeyak-chaos-kafka-*", nil)
 	dir, err := os.MkdirTemp("", "yeyak-chaos-kafka-")
 	if err != nil {
 		return nil, err

@@ -63,6 +63,7 @@ func StartPostgres(ctx context.Context) (*Postgres, error) {
 	if err != nil {
 		return nil, err
 	}
+	removeStalePostgres(bin)
 	dir, err := os.MkdirTemp("", "yeyak-chaos-pg-")
 	if err != nil {
 		return nil, err
@@ -96,6 +97,15 @@ func StartPostgres(ctx context.Context) (*Postgres, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// postgresUser is the postgres system user, or nil.
+func postgresUser() *user.User {
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil
+	}
+	return u
 }
 
 // run runs a server binary, as the postgres user when the harness is root.

@@ -104,3 +104,33 @@ func TestPostgresLifecycle(t *testing.T) {
 		t.Errorf("the data directory %s is still there: %v", dir, err)
 	}
 }
+
+// TestRemoveStale: directories of dead runs go once they are old; fresh
+// ones (a run in progress) stay.
+func TestRemoveStale(t *testing.T) {
+	old, err := os.MkdirTemp("", "yeyak-chaos-kafka-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := os.MkdirTemp("", "yeyak-chaos-kafka-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(fresh)
+	defer os.RemoveAll(old)
+	past := time.Now().Add(-2 * staleAfter)
+	if err := os.Chtimes(old, past, past); err != nil {
+		t.Fatal(err)
+	}
+	var stopped []string
+	removeStale("yeyak-chaos-kafka-*", func(d string) { stopped = append(stopped, d) })
+	if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale directory kept: %v", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("fresh directory removed: %v", err)
+	}
+	if len(stopped) != 1 || stopped[0] != old {
+		t.Errorf("stop called for %v", stopped)
+	}
+}
