@@ -1,8 +1,12 @@
 package sqlstore
 
 import (
+	"context"
+	"fmt"
+	"os"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -308,3 +312,47 @@ func runSeedTests(t *testing.T, open func(testing.TB) *DB) {
 		}
 	})
 }
+
+// benchSeed seeds a fresh campaign per iteration: YEYAK_BENCH_CLINICS
+// clinics (default 200; the 2021 campaign had about 14,000) × 30 dates of
+// pfizer dose 1 (11 waves each) and the matching dose-2 rows, 72,000
+// quota rows at the default, and reports quota rows/s.
+func benchSeed(b *testing.B, db *DB) {
+	ctx := context.Background()
+	n := 200
+	if v := os.Getenv("YEYAK_BENCH_CLINICS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 {
+			b.Fatalf("YEYAK_BENCH_CLINICS=%q", v)
+		}
+	}
+	clinics := make([]booking.Clinic, n)
+	var supply []booking.Supply
+	for i := range clinics {
+		clinics[i] = booking.Clinic{ID: fmt.Sprintf("S%05d", i), Name: "Clinic", Region: "11-110", Products: []string{"pfizer"}}
+		for d := range 30 {
+			supply = append(supply,
+				booking.Supply{ClinicID: clinics[i].ID, Date: day1.AddDays(d), Product: "pfizer", Dose: 1, Doses: 110 + i%11},
+				booking.Supply{ClinicID: clinics[i].ID, Date: day1.AddDays(d + 42), Product: "pfizer", Dose: 2, Doses: 110 + i%11})
+		}
+	}
+	quotaRows := 0
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		c := campaign2021()
+		c.ID = fmt.Sprintf("seed-bench-%d", i)
+		res, err := db.SeedCampaign(ctx, Seed{Campaign: c, Clinics: clinics, Supply: supply})
+		if err != nil {
+			b.Fatal(err)
+		}
+		quotaRows += res.QuotaRows
+	}
+	b.ReportMetric(float64(quotaRows)/time.Since(start).Seconds(), "quota-rows/s")
+}
+
+// BenchmarkSeedCampaignPostgres: go test -run ^$ -bench SeedCampaignPostgres -benchtime 3x ./booking/sqlstore/
+func BenchmarkSeedCampaignPostgres(b *testing.B) { benchSeed(b, openPostgres(b)) }
+
+// BenchmarkSeedCampaignSQLite: go test -run ^$ -bench SeedCampaignSQLite -benchtime 3x ./booking/sqlstore/
+func BenchmarkSeedCampaignSQLite(b *testing.B) { benchSeed(b, openSQLite(b)) }
