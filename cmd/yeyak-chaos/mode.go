@@ -10,6 +10,9 @@ type Mode struct {
 	// --demo-clinics).
 	People, Clinics int
 	// Rate is the arrival rate of the main stream, people per second.
+	// The registry scenarios run two systems at once (the scenario's and a
+	// healthy twin): the rate stays well below what two cores serve, so a
+	// latency measures the system, not a queue for the CPU.
 	Rate float64
 	// Fault is how long a registry fault lasts (with the load on).
 	Fault time.Duration
@@ -27,7 +30,7 @@ type Mode struct {
 }
 
 var (
-	fullMode = Mode{Name: "full", People: 1_000_000, Clinics: 300, Rate: 40,
+	fullMode = Mode{Name: "full", People: 1_000_000, Clinics: 300, Rate: 20,
 		Fault:  60 * time.Second,
 		Stream: 60 * time.Second, FaultAt: 15 * time.Second,
 		KafkaDown: 30 * time.Second, PostgresDown: 10 * time.Second,

@@ -122,7 +122,10 @@ func cachedErrors(s *load.Summary) (n int64, which []string) {
 // In each, a cohort checks its eligibility first (the cache holds them);
 // then, with the fault injected into the first system only, the cohort
 // books while uncached people arrive beside them; the fault ends when the
-// load has stopped. The healthy p99 is the twin's over the same seconds, so
+// load has stopped. The cohort is people the registry knows: for the
+// others the cache holds only "unknown", for NegativeTTL (a minute), which
+// a long outage outlasts; they could not book anyway. The healthy p99 is
+// the twin's over the same seconds, so
 // whatever else the machine does at that moment weighs on both sides (a
 // healthy window before or after the fault would be another moment, and on
 // a shared machine moments differ by more than 1.5×).
@@ -147,7 +150,7 @@ func registryFault(f registry.Faults) func(ctx context.Context, s, twin *system,
 		both(func(i int, x *system) {
 			cohortSkip[i] = x.reserve(cohort)
 			runs[i].warm, runs[i].err = x.load(ctx, stream{rate: 4 * m.Rate, count: cohort, skip: cohortSkip[i],
-				stopAfter: load.StepEligibility, sameDigit: true})
+				stopAfter: load.StepEligibility, sameDigit: true, known: true})
 		})
 		for i := range runs {
 			if runs[i].err != nil {
@@ -166,7 +169,7 @@ func registryFault(f registry.Faults) func(ctx context.Context, s, twin *system,
 			var wg sync.WaitGroup
 			var uerr error
 			wg.Go(func() {
-				runs[i].cached, runs[i].err = x.load(ctx, stream{rate: m.Rate, count: cohort, duration: m.Fault, skip: cohortSkip[i], sameDigit: true})
+				runs[i].cached, runs[i].err = x.load(ctx, stream{rate: m.Rate, count: cohort, duration: m.Fault, skip: cohortSkip[i], sameDigit: true, known: true})
 			})
 			wg.Go(func() {
 				// Uncached people retry 503s for a while, then give up: the

@@ -112,6 +112,7 @@ type stream struct {
 	skip      int
 	stopAfter string
 	sameDigit bool          // only people of today's digit (the cached cohort)
+	known     bool          // only people the registry knows (the cached cohort)
 	drain     time.Duration // 0 means the mode's Drain
 }
 
@@ -135,6 +136,9 @@ func (s *system) load(ctx context.Context, st stream) (*load.Summary, error) {
 	}
 	if st.sameDigit {
 		cfg.OtherDigitShare = -1
+	}
+	if st.known {
+		cfg.Filter = func(p population.Person) bool { return !p.Unknown }
 	}
 	sum, err := load.Run(ctx, cfg)
 	if err != nil {

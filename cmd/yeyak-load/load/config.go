@@ -138,6 +138,10 @@ type Config struct {
 	// the population: a seeded permutation, today's digit or not by
 	// OtherDigitShare.
 	People []int
+	// Filter, when set, passes over the people of the population for
+	// whom it returns false (with the same Filter and PersonSeed, two runs
+	// meet the same people). nil means everyone.
+	Filter func(population.Person) bool
 	// PersonSeed seeds the permutation people are drawn in and every
 	// person's choices; runs with different seeds meet different people.
 	// 0 means 1.

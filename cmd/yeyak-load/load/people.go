@@ -65,6 +65,7 @@ type picker struct {
 	start, step int
 	digit       int // -1: no rotation today, everyone is classToday
 	explicit    []int
+	filter      func(population.Person) bool
 
 	mu     sync.Mutex
 	cursor [2]int
@@ -73,10 +74,10 @@ type picker struct {
 
 var errNoPeople = errors.New("load: the population has no more people of that kind")
 
-func newPicker(pop population.Config, seed uint64, digit int, explicit []int, skip int) *picker {
+func newPicker(pop population.Config, seed uint64, digit int, explicit []int, skip int, filter func(population.Person) bool) *picker {
 	n := pop.Size()
 	r := rand.New(rand.NewPCG(seed, seed^0x6c6f6164))
-	p := &picker{pop: pop, n: n, digit: digit, explicit: explicit}
+	p := &picker{pop: pop, n: n, digit: digit, explicit: explicit, filter: filter}
 	if n > 1 {
 		p.start = r.IntN(n)
 		p.step = 1 + r.IntN(n-1)
@@ -146,7 +147,7 @@ func (p *picker) nextLocked(c int) (population.Person, error) {
 		p.cursor[c]++
 		idx := int((int64(p.start) + int64(k)*int64(p.step)) % int64(p.n))
 		x := population.PersonAt(p.pop, idx)
-		if p.classOf(x) == c {
+		if p.classOf(x) == c && (p.filter == nil || p.filter(x)) {
 			return x, nil
 		}
 	}

@@ -9,7 +9,7 @@ import (
 
 func TestPickerEachPersonOnceByClass(t *testing.T) {
 	pop := population.Config{Seed: 2021, People: 5000}
-	p := newPicker(pop, 7, 3, nil, 0)
+	p := newPicker(pop, 7, 3, nil, 0, nil)
 	seen := map[string]bool{}
 	today, other := 0, 0
 	for {
@@ -59,9 +59,9 @@ func TestPickerSeedsAndSkip(t *testing.T) {
 		}
 		return ids
 	}
-	a := first(newPicker(pop, 1, 5, nil, 0), 20)
-	b := first(newPicker(pop, 1, 5, nil, 0), 20)
-	c := first(newPicker(pop, 2, 5, nil, 0), 20)
+	a := first(newPicker(pop, 1, 5, nil, 0, nil), 20)
+	b := first(newPicker(pop, 1, 5, nil, 0, nil), 20)
+	c := first(newPicker(pop, 2, 5, nil, 0, nil), 20)
 	if a[0] != b[0] || a[19] != b[19] {
 		t.Error("the same seed gave different people")
 	}
@@ -69,7 +69,7 @@ func TestPickerSeedsAndSkip(t *testing.T) {
 		t.Error("another seed gave the same people")
 	}
 	// Skip continues where an earlier run stopped.
-	d := first(newPicker(pop, 1, 5, nil, 10), 10)
+	d := first(newPicker(pop, 1, 5, nil, 10, nil), 10)
 	for i := range d {
 		if d[i] != a[10+i] {
 			t.Fatalf("skip 10: %v, want %v", d, a[10:])
@@ -77,9 +77,34 @@ func TestPickerSeedsAndSkip(t *testing.T) {
 	}
 }
 
+func TestPickerFilter(t *testing.T) {
+	pop := population.Config{Seed: 2021, People: 3000}
+	known := func(x population.Person) bool { return !x.Unknown }
+	p := newPicker(pop, 1, 2, nil, 0, known)
+	n, unknownInPop := 0, 0
+	for {
+		x, err := p.nextLocked(classToday)
+		if err != nil {
+			break
+		}
+		if x.Unknown {
+			t.Fatalf("the filter let %s through", x.ID)
+		}
+		n++
+	}
+	for x := range population.People(pop) {
+		if x.Digit() == 2 && x.Unknown {
+			unknownInPop++
+		}
+	}
+	if unknownInPop == 0 || n == 0 {
+		t.Fatalf("%d people, %d unknown ones of digit 2 in the population: the test shows nothing", n, unknownInPop)
+	}
+}
+
 func TestPickerNoRotationAndExplicit(t *testing.T) {
 	pop := population.Config{Seed: 2021, People: 300}
-	p := newPicker(pop, 1, -1, nil, 0)
+	p := newPicker(pop, 1, -1, nil, 0, nil)
 	n := 0
 	for {
 		if _, err := p.next(classOther); err != nil {
@@ -90,7 +115,7 @@ func TestPickerNoRotationAndExplicit(t *testing.T) {
 	if n != 300 {
 		t.Errorf("no rotation today: %d people, want everyone", n)
 	}
-	p = newPicker(pop, 1, 4, []int{7, 3, 7}, 0)
+	p = newPicker(pop, 1, 4, []int{7, 3, 7}, 0, nil)
 	var ids []string
 	for {
 		x, err := p.next(classOther)

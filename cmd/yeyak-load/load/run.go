@@ -61,7 +61,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		today = camp.today(cfg.Now())
 	}
 	r.digit = camp.digitOn(today)
-	r.picker = newPicker(cfg.Population, cfg.PersonSeed, r.digit, cfg.People, cfg.Skip)
+	r.picker = newPicker(cfg.Population, cfg.PersonSeed, r.digit, cfg.People, cfg.Skip, cfg.Filter)
 	r.flow = r.stages()
 
 	start := time.Now()
