@@ -163,6 +163,22 @@
 // map lookup and a list move; even fully serialised it allows millions of
 // lookups a second, far more than the HTTP layer in front of it asks for.
 //
+// The hit path beside the bare maps, in the same run, parallel on the same
+// machine (load average 4-8 from other builds, so every figure is 2-5x
+// slower than on a quiet machine: compare within the run; ns/op of a
+// parallel benchmark is wall time per lookup over both cores):
+//
+//	go test -run '^$' -bench Parallel -benchmem -count 3 ./cache/
+//
+//	BenchmarkCacheHitParallel-2        1060 1512 2372 ns/op   0 allocs
+//	BenchmarkSyncMapParallel-2         1102 1184 1260 ns/op   0 allocs (no TTL, bound, LRU or counters)
+//	BenchmarkLRUSingleLockParallel-2    826 1032 2303 ns/op   0 allocs (golang-lru/v2 lru.Cache, one lock)
+//
+// The cache does more per hit than the bare maps — it reads the clock,
+// checks the entry's age and invalidation, counts the hit and copies the
+// record into the Entry — and on a quieter run (load average 1-2, with the
+// old 64 shards) it answered in 410-660 ns against sync.Map's 115-520.
+//
 // The stampede test's figure: 10,000 concurrent lookups of one cold person
 // make exactly 1 registry call (TestStampedeMakesOneRegistryCall, and
 // TestMockRegistryStampede counted on mocks/registry's Stats().Reads).
