@@ -176,8 +176,9 @@
 //
 // The cache does more per hit than the bare maps — it reads the clock,
 // checks the entry's age and invalidation, counts the hit and copies the
-// record into the Entry — and on a quieter run (load average 1-2, with the
-// old 64 shards) it answered in 410-660 ns against sync.Map's 115-520.
+// record into the Entry. Here it took 1-2x sync.Map's time; an earlier run
+// with the old 64 shards (also under load) took 410-660 ns against
+// sync.Map's 115-520, 1.3-3.6x.
 //
 // The stampede test's figure: 10,000 concurrent lookups of one cold person
 // make exactly 1 registry call (TestStampedeMakesOneRegistryCall, and
