@@ -216,7 +216,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer)
 		})
 	}
 	if cfg.Role == "all" || cfg.Role == "sync" {
-		h, err := registrysync.New(registrysync.Config{Registry: facade, Verifier: svc, Logger: log})
+		h, err := registrysync.New(registrysync.Config{Registry: facade, Verifier: svc, Invalidate: people.Invalidate, Logger: log})
 		if err != nil {
 			return err
 		}
