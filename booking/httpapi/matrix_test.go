@@ -101,8 +101,7 @@ func TestProxyBookingMatrix(t *testing.T) {
 		if got := aSees(); got != beforeA {
 			t.Fatalf("A's bookings changed:\n%s\n%s", beforeA, got)
 		}
-		var after counts
-		after = e.counts()
+		after := e.counts()
 		if after.Bookings != before.Bookings+2 { // B's dose 1 and dose 2, nothing else
 			t.Fatalf("rows: before %+v after %+v", before, after)
 		}
