@@ -148,7 +148,10 @@ func registryFault(f registry.Faults) func(ctx context.Context, s, twin *system,
 			wg.Wait()
 		}
 		both(func(i int, x *system) {
-			cohortSkip[i] = x.reserve(cohort)
+			// The cohort passes over people the registry does not know
+			// (1% of the population): reserve room for them too, so no
+			// later stream meets one of the cohort.
+			cohortSkip[i] = x.reserve(cohort + cohort/10 + 10)
 			runs[i].warm, runs[i].err = x.load(ctx, stream{rate: 4 * m.Rate, count: cohort, skip: cohortSkip[i],
 				stopAfter: load.StepEligibility, sameDigit: true, known: true})
 		})
@@ -255,11 +258,14 @@ func midStream(f fault) func(ctx context.Context, s, _ *system, v *verdict) {
 		case <-time.After(m.FaultAt):
 		case <-done:
 		}
+		injected := time.Now()
 		repair, err := f(ctx, s)
 		if err != nil {
 			v.fail("inject: %v", err)
 		} else if err := repair(ctx); err != nil {
 			v.fail("repair: %v", err)
+		} else {
+			v.figure("down %.1fs", time.Since(injected).Seconds())
 		}
 		<-done
 		if lerr != nil {

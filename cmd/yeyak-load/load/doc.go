@@ -44,5 +44,7 @@
 //
 // Only loopback targets are accepted: Run resolves the target's host and
 // refuses anything but 127.0.0.0/8 and ::1, and its dialer re-checks every
-// connection.
+// connection. People leave from Sources client addresses of 127.1.0.0/16
+// (64 by default), as a crowd comes from many homes: the target's
+// per-address limits see a crowd, not one machine.
 package load
