@@ -85,9 +85,10 @@ type SeedResult struct {
 //
 // What it costs: 14,000 clinics × 30 dates × their products (1.5 on
 // average) × 12 rows (11 dose-1 waves and the dose-2 pool) is 7.5 million
-// rows; the PostgreSQL backend spends about 6 µs of CPU per row (primary
-// key 3.4, version index 1.9, heap 1) on the 2-core test machine, so
-// about 45 s (BenchmarkSeed1M in mocks/population).
+// rows; the PostgreSQL backend spends 5–6 µs of CPU per row on the 2-core
+// test machine (primary key 3.4, version index 1.9, heap 1), 39–50 s in
+// all, most of it in B-tree inserts into the six-column primary key, plus
+// waits for WAL flushes (BenchmarkSeed1M in mocks/population).
 //
 // A first load of a live campaign may not be empty by the time it runs;
 // then the refusal says to use ApplySupply:
