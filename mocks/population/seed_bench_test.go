@@ -168,13 +168,14 @@ func seedAll(tb testing.TB, t seedTarget, cfg population.Config, c *booking.Camp
 //	go test -run '^$' -bench 'Seed1M/postgres' -benchtime 1x ./mocks/population/
 //
 // On the shared 2-core test machine (PostgreSQL 15, default settings) the
-// total was 55–62 s concurrent and 65–75 s sequential when the machine
-// was quiet (load average 1.4–3), and up to 125 s under other work: the
-// quota load is the PostgreSQL backend's CPU (39–50 s for the 7.5 million
-// rows, mostly primary-key B-tree inserts) plus WAL flush waits, so it
-// takes whatever share of a core the machine leaves it. 1,000,000 people
-// take 4.5–7 s alone; the clinics and supply 1–3 s. SQLite: 61 s
-// concurrent, 78 s sequential.
+// total was 55 s and 62 s concurrent in the two quietest runs (load
+// average 1.4 and 2.3 at the start), 65–75 s sequential, and 68–125 s
+// while other work ran: the quota load is the PostgreSQL backend's CPU
+// (39–50 s for the 7.5 million rows, mostly primary-key B-tree inserts)
+// plus WAL flush waits, so it takes whatever share of a core the machine
+// leaves it. 1,000,000 people take 4.5–7 s alone; the clinics and supply
+// 1–3 s. SQLite, in the same sitting as the 62 s run: 61 s concurrent,
+// 78 s sequential.
 func BenchmarkSeed1M(b *testing.B) {
 	for _, dialect := range []string{"postgres", "sqlite"} {
 		for _, concurrent := range []bool{false, true} {
