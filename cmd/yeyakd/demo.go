@@ -77,21 +77,37 @@ func newDemo(ctx context.Context, cfg *config, db *sqlstore.DB, now func() time.
 	}
 	d.clinics = population.Clinics(pop)
 	start := time.Now()
-	if err := db.PutCampaign(ctx, d.campaign); err != nil {
+	supply := population.Supply(pop, d.campaign, d.clinics, demoDosesPerDay)
+	for i := range supply {
+		supply[i].CampaignID = d.campaign.ID
+	}
+	// A fresh database is seeded in bulk; a restart on an existing one
+	// (the campaign has quota rows: ECONFLICT) keeps its bookings and only
+	// refreshes the campaign (its dates move with today), clinics and
+	// capacities.
+	res, err := db.SeedCampaign(ctx, sqlstore.Seed{Campaign: d.campaign, Clinics: d.clinics, Supply: supply})
+	quotaRows := res.QuotaRows
+	switch booking.ErrorCode(err) {
+	case "":
+	case booking.ECONFLICT:
+		if err := db.PutCampaign(ctx, d.campaign); err != nil {
+			return nil, fmt.Errorf("demo: %w", err)
+		}
+		if err := db.PutClinics(ctx, d.clinics); err != nil {
+			return nil, fmt.Errorf("demo: %w", err)
+		}
+		var quotas []booking.Quota
+		for _, s := range supply {
+			quotas = append(quotas, booking.SplitSupply(d.campaign, s)...)
+		}
+		if err := db.SetQuotas(ctx, quotas); err != nil {
+			return nil, fmt.Errorf("demo quotas: %w", err)
+		}
+		quotaRows = len(quotas)
+	default:
 		return nil, fmt.Errorf("demo: %w", err)
 	}
-	if err := db.PutClinics(ctx, d.clinics); err != nil {
-		return nil, fmt.Errorf("demo: %w", err)
-	}
-	var quotas []booking.Quota
-	for _, s := range population.Supply(pop, d.campaign, d.clinics, demoDosesPerDay) {
-		s.CampaignID = d.campaign.ID
-		quotas = append(quotas, booking.SplitSupply(d.campaign, s)...)
-	}
-	if err := db.SetQuotas(ctx, quotas); err != nil {
-		return nil, fmt.Errorf("demo quotas: %w", err)
-	}
-	log.Info("demo data seeded", "campaign", d.campaign.ID, "clinics", len(d.clinics), "quota_rows", len(quotas),
+	log.Info("demo data seeded", "campaign", d.campaign.ID, "clinics", len(d.clinics), "quota_rows", quotaRows,
 		"people", pop.Size(), "took", time.Since(start).Round(time.Millisecond).String())
 	d.registry = registry.New(registry.Config{Population: pop, Now: now, Logger: log})
 	p, err := idp.New(idp.Config{Now: now, Providers: []idp.ProviderConfig{{Name: demoProvider, Issuer: "https://idp.demo.yeyak.invalid/demo", Audience: "yeyak"}}})
