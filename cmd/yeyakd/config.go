@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/yeyak/yeyak/booking"
 )
 
 // config is every setting of yeyakd. Each has a flag and a YEYAK_*
@@ -27,6 +29,7 @@ type config struct {
 	LogLevel        string
 	DemoPeople      int
 	DemoClinics     int
+	DemoPolicy      string
 
 	Redis       string
 	RedisPrefix string
@@ -129,6 +132,7 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.LogLevel, "log-level", "info", "debug | info | warn | error")
 	fs.IntVar(&cfg.DemoPeople, "demo-people", 100_000, "demo: size of the synthetic population in the mock registry")
 	fs.IntVar(&cfg.DemoClinics, "demo-clinics", 300, "demo: number of generated clinics")
+	fs.StringVar(&cfg.DemoPolicy, "demo-registry-policy", "fail_closed", "demo: what the demo campaign does when the registry cannot answer for an uncached person: fail_closed (503) | provisional (a provisional booking, verified later)")
 	fs.Usage = func() {
 		fmt.Fprint(out, usageHeader)
 		fs.VisitAll(func(f *flag.Flag) {
@@ -230,6 +234,11 @@ func (c *config) validate() error {
 		if _, err := parseAdmissionKeys(c.AdmissionKeys); err != nil {
 			return err
 		}
+	}
+	switch booking.RegistryPolicy(c.DemoPolicy) {
+	case booking.FailClosed, booking.Provisional:
+	default:
+		return fmt.Errorf("--demo-registry-policy %q: want fail_closed or provisional", c.DemoPolicy)
 	}
 	switch c.Sessions {
 	case "rotation", "always", "off":

@@ -72,6 +72,7 @@ func newDemo(ctx context.Context, cfg *config, db *sqlstore.DB, now func() time.
 	pop := population.Config{Seed: 2021, People: cfg.DemoPeople, Clinics: cfg.DemoClinics}
 	d := &demo{pop: pop, now: now, log: log}
 	d.campaign = demoCampaign(now(), pop)
+	d.campaign.RegistryPolicy = booking.RegistryPolicy(cfg.DemoPolicy)
 	if err := d.campaign.Validate(); err != nil {
 		return nil, fmt.Errorf("demo campaign: %w", err)
 	}

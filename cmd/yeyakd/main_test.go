@@ -62,6 +62,7 @@ func TestConfigRefusals(t *testing.T) {
 		{"--demo", "--admission-keys", "nocolon"},                           // malformed keys
 		{"--demo", "--admission-floor", "100", "--admission-ceiling", "10"}, // floor above ceiling
 		{"--demo", "--redis", "http://127.0.0.1:6379"},                      // not a redis URL
+		{"--demo", "--demo-registry-policy", "maybe"},                       // no such policy
 		{"--demo", "--idempotency-max-age", "1m"},                           // keys must outlive retries
 		{"--demo", "extra"},
 	} {
