@@ -134,6 +134,9 @@ func writeCode(w http.ResponseWriter, code booking.Code, msg string) {
 	if code == CodeIdempotencyInProgress {
 		w.Header().Set("Retry-After", "1")
 	}
+	if cr, ok := w.(interface{ setCode(booking.Code) }); ok {
+		cr.setCode(code)
+	}
 	writeJSON(w, spec.status, errorBody{errorObject{Code: code, Message: msg, Retryable: spec.retryable}})
 }
 

@@ -3,7 +3,12 @@ package httpapi_test
 import (
 	"context"
 	"strconv"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/yeyak/yeyak/booking"
+	"github.com/yeyak/yeyak/booking/httpapi"
 )
 
 // TestRegistryDownPolicy: when the registry cannot answer for an uncached
@@ -53,4 +58,33 @@ func TestRegistryDownPolicy(t *testing.T) {
 			t.Fatalf("the provisional booking holds no doses: %+v → %+v", before, after)
 		}
 	})
+}
+
+// TestObserveSeesErrorCodes: the admission signal gets each booking-flow
+// response's error code, so yeyakd can leave registry outages out of the
+// health it admits by.
+func TestObserveSeesErrorCodes(t *testing.T) {
+	type obs struct {
+		route  string
+		status int
+		code   booking.Code
+	}
+	var mu sync.Mutex
+	var seen []obs
+	e := newEnvWith(t, backends[0].dsn(t), nil, func(cfg *httpapi.Config) {
+		cfg.Observe = func(route string, status int, code booking.Code, _ time.Duration) {
+			mu.Lock()
+			seen = append(seen, obs{route, status, code})
+			mu.Unlock()
+		}
+	})
+	e.book(e.token(personDown), "k1", bookBody("C000001", vday, "pfizer"))
+	e.book(e.token(personA), "k2", bookBody("C000001", vday, "pfizer"))
+	e.do("GET", "/v1/campaigns", "", "", nil) // not a booking-flow route
+	mu.Lock()
+	defer mu.Unlock()
+	want := []obs{{"POST /v1/bookings", 503, booking.EREGISTRYDOWN}, {"POST /v1/bookings", 201, ""}}
+	if len(seen) != len(want) || seen[0] != want[0] || seen[1] != want[1] {
+		t.Fatalf("observed %+v, want %+v", seen, want)
+	}
 }

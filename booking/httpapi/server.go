@@ -88,10 +88,10 @@ type Config struct {
 	// ends the caller's session so another device may sign in (the
 	// one-active-session rule). nil: the route answers 404.
 	EndSession func(ctx context.Context, personID, session string) error
-	// Observe, when set, is told of every booking-flow response (its route
-	// pattern, status and latency): the admission controller's health
-	// signal.
-	Observe func(route string, status int, elapsed time.Duration)
+	// Observe, when set, is told of every booking-flow response: its route
+	// pattern, status, error code ("" for a success) and latency — the
+	// admission controller's health signal.
+	Observe func(route string, status int, code booking.Code, elapsed time.Duration)
 }
 
 // Server is the public /v1 API; it implements http.Handler.
@@ -202,14 +202,18 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	elapsed := time.Since(start)
 	s.metrics.observe(pattern, sw.status, elapsed)
 	if s.cfg.Observe != nil && flowRoutes[pattern] {
-		s.cfg.Observe(pattern, sw.status, elapsed)
+		s.cfg.Observe(pattern, sw.status, sw.code, elapsed)
 	}
 }
 
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	code   booking.Code // the error code written, if any
 }
+
+// setCode records the error code of the response (writeCode calls it).
+func (w *statusWriter) setCode(c booking.Code) { w.code = c }
 
 func (w *statusWriter) WriteHeader(code int) {
 	w.status = code
