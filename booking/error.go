@@ -37,7 +37,10 @@ const (
 	EREGISTRYDOWN     Code = "registry_unavailable"
 	EUNKNOWNPERSON    Code = "unknown_person"
 	ECONFLICT         Code = "conflict"
-	EINTERNAL         Code = "internal"
+	// EUNAVAILABLE means yeyak's own storage cannot be reached (the
+	// database is down, restarting or out of connections): retry shortly.
+	EUNAVAILABLE Code = "unavailable"
+	EINTERNAL    Code = "internal"
 )
 
 // Error is the domain error: a stable Code for machines and a Message for

@@ -30,7 +30,7 @@ const (
 	// CodeMethodNotAllowed: the path exists but not with this method (405).
 	CodeMethodNotAllowed booking.Code = "method_not_allowed"
 	// CodeUnavailable: the service itself is not ready (503).
-	CodeUnavailable booking.Code = "unavailable"
+	CodeUnavailable = booking.EUNAVAILABLE
 
 	// The waiting room's answers (written by booking/admission, which
 	// must use the same strings; a test checks they do).

@@ -258,14 +258,17 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, personID string, e
 		writeCode(w, CodeUnavailable, "The request was cancelled.")
 		return
 	}
-	if code == booking.EINTERNAL || code == booking.EREGISTRYDOWN {
+	if code == booking.EINTERNAL || code == booking.EREGISTRYDOWN || code == booking.EUNAVAILABLE {
 		attrs := []any{"method", r.Method, "path", r.Pattern, "code", code, "err", err}
 		if personID != "" {
 			attrs = append(attrs, "person", s.PersonHash(personID))
 		}
-		if code == booking.EINTERNAL {
+		switch code {
+		case booking.EINTERNAL:
 			s.log.Error("request failed", attrs...)
-		} else {
+		case booking.EUNAVAILABLE:
+			s.log.Warn("database unavailable", attrs...)
+		default:
 			s.log.Warn("registry unavailable", attrs...)
 		}
 	}

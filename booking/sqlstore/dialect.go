@@ -1,9 +1,13 @@
 package sqlstore
 
 import (
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -165,6 +169,33 @@ func (d Dialect) classify(err error) (violation, string) {
 		}
 	}
 	return notViolation, ""
+}
+
+// unavailable reports whether err means the database cannot be reached
+// now: a refused or broken connection, a server shutting down or starting
+// up (PostgreSQL 57P01-57P03), too many connections (53300), a connection
+// exception (class 08), or SQLite still busy after its busy timeout.
+func unavailable(err error) bool {
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return true // whatever the server said while refusing the connection
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03" || pe.Code == "53300"
+	}
+	var ne net.Error
+	var se *sqlite.Error
+	switch {
+	case errors.As(err, &ne), errors.Is(err, driver.ErrBadConn),
+		errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
+		errors.Is(err, io.ErrUnexpectedEOF):
+		return true
+	case errors.As(err, &se):
+		c := se.Code() & 0xff
+		return c == sqlite3.SQLITE_BUSY || c == sqlite3.SQLITE_LOCKED
+	}
+	return false
 }
 
 // retryable reports whether a transaction that failed with err may simply

@@ -320,7 +320,14 @@ func (db *DB) inOutboxTx(ctx context.Context, op string, events []booking.Event,
 }
 
 // internal wraps an unexpected database error for the operator's logs.
+// A database that cannot be reached (down, restarting, out of
+// connections) is booking.EUNAVAILABLE instead: the caller may retry
+// shortly, and nothing was written.
 func internal(op string, err error) error {
+	if unavailable(err) {
+		return &booking.Error{Code: booking.EUNAVAILABLE, Message: "The booking database is unavailable; try again shortly.",
+			Err: fmt.Errorf("sqlstore: %s: %w", op, err)}
+	}
 	return fmt.Errorf("sqlstore: %s: %w", op, err)
 }
 
