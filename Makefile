@@ -3,7 +3,7 @@ GO        ?= go
 PKGS      ?= ./...
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Packages that run goroutines of their own; they also run under -race.
-RACE_PKGS ?= ./booking/... ./adapter/... ./cache/... ./outbox/...
+RACE_PKGS ?= ./booking/... ./adapter/... ./cache/... ./outbox/... ./cmd/yeyak-load/load ./cmd/yeyak-chaos/harness
 
 .PHONY: run test test-short race lint bench chaos chaos-short build fmt clean
 
