@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/yeyak/yeyak/booking"
+	"github.com/yeyak/yeyak/booking/sqlstore"
 )
 
 // config is every setting of yeyakd. Each has a flag and a YEYAK_*
@@ -43,6 +44,7 @@ type config struct {
 	AdmissionPreOpen  time.Duration
 	IdempotencyMaxAge time.Duration
 	Campaign          string
+	OutboxNotify      string
 
 	TrustedProxies  string
 	RatePerson      float64
@@ -115,6 +117,7 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.AdmissionPreOpen, "admission-pre-opening", 30*time.Minute, "arrivals this long before a window opens are shuffled at the opening")
 	fs.DurationVar(&cfg.IdempotencyMaxAge, "idempotency-max-age", 24*time.Hour, "how long Idempotency-Keys and their stored responses are kept")
 	fs.StringVar(&cfg.Campaign, "campaign", "", "supply load: the campaign the supply file is for")
+	fs.StringVar(&cfg.OutboxNotify, "outbox-notify", "after_commit", "PostgreSQL: how bookings wake the outbox relays: after_commit (one coalesced NOTIFY after commits; about twice the booking rate) | in_tx (NOTIFY inside each booking transaction)")
 	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", "", "CIDRs or addresses of load balancers whose X-Forwarded-For is believed, comma-separated; empty: the peer address is the client")
 	fs.Float64Var(&cfg.RatePerson, "rate-person", 2, "requests per second one person may make (verified token); negative: off")
 	fs.IntVar(&cfg.RatePersonBurst, "rate-person-burst", 20, "requests one person may make at once")
@@ -239,6 +242,11 @@ func (c *config) validate() error {
 	case booking.FailClosed, booking.Provisional:
 	default:
 		return fmt.Errorf("--demo-registry-policy %q: want fail_closed or provisional", c.DemoPolicy)
+	}
+	switch sqlstore.NotifyMode(c.OutboxNotify) {
+	case sqlstore.NotifyAfterCommit, sqlstore.NotifyInTx:
+	default:
+		return fmt.Errorf("--outbox-notify %q: want after_commit or in_tx", c.OutboxNotify)
 	}
 	switch c.Sessions {
 	case "rotation", "always", "off":
