@@ -45,6 +45,7 @@ type config struct {
 	IdempotencyMaxAge time.Duration
 	Campaign          string
 	OutboxNotify      string
+	Pprof             bool
 
 	TrustedProxies  string
 	RatePerson      float64
@@ -117,6 +118,7 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.AdmissionPreOpen, "admission-pre-opening", 30*time.Minute, "arrivals this long before a window opens are shuffled at the opening")
 	fs.DurationVar(&cfg.IdempotencyMaxAge, "idempotency-max-age", 24*time.Hour, "how long Idempotency-Keys and their stored responses are kept")
 	fs.StringVar(&cfg.Campaign, "campaign", "", "supply load: the campaign the supply file is for")
+	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ on the ops listener (for diagnosing load; keep the ops listener on loopback)")
 	fs.StringVar(&cfg.OutboxNotify, "outbox-notify", "after_commit", "PostgreSQL: how bookings wake the outbox relays: after_commit (one coalesced NOTIFY after commits; about twice the booking rate) | in_tx (NOTIFY inside each booking transaction)")
 	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", "", "CIDRs or addresses of load balancers whose X-Forwarded-For is believed, comma-separated; empty: the peer address is the client")
 	fs.Float64Var(&cfg.RatePerson, "rate-person", 2, "requests per second one person may make (verified token); negative: off")

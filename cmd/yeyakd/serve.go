@@ -11,6 +11,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -266,6 +267,10 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer)
 		"/ops/outbox":      outbox.OpsHandler(db.DB(), outbox.OpsConfig{Dialect: string(db.Dialect()), Token: cfg.OpsToken, Relay: relay, Consumers: consumers, Republish: republish, Logger: log}),
 		"/ops/deadletters": outbox.OpsHandler(db.DB(), outbox.OpsConfig{Dialect: string(db.Dialect()), Token: cfg.OpsToken, Relay: relay, Consumers: consumers, Republish: republish, Logger: log}),
 	}})
+	if cfg.Pprof {
+		ops = withPprof(ops)
+		log.Warn("profiler on at /debug/pprof/ on the ops listener")
+	}
 	servers := []*http.Server{newHTTPServer(cfg.OpsListen, ops, log)}
 
 	if cfg.Role == "all" || cfg.Role == "api" {
@@ -437,4 +442,16 @@ func purgeIdempotencyKeys(ctx context.Context, db *sqlstore.DB, maxAge time.Dura
 		case <-t.C:
 		}
 	}
+}
+
+// withPprof serves Go's profiler under /debug/pprof/ beside h.
+func withPprof(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -58,6 +60,17 @@ func TestWarmRoster(t *testing.T) {
 			if n != 500 {
 				t.Errorf("demo roster lists %d of 500 people", n)
 			}
+		}
+	}
+}
+
+func TestPprofOnlyWhenAsked(t *testing.T) {
+	h := withPprof(http.NotFoundHandler())
+	for path, want := range map[string]int{"/debug/pprof/": 200, "/debug/pprof/cmdline": 200, "/metrics": 404} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+		if w.Code != want {
+			t.Errorf("%s: %d, want %d", path, w.Code, want)
 		}
 	}
 }
