@@ -80,6 +80,7 @@ func parse(args []string, stderr io.Writer) (load.Config, string, error) {
 	fs.IntVar(&cfg.Count, "people-count", 0, "stop arrivals after this many people (0: no bound)")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "stop arrivals after this long (0: no bound)")
 	fs.DurationVar(&cfg.Drain, "drain", 30*time.Second, "after arrivals stop, how long people in the flow may finish")
+	fs.DurationVar(&cfg.QueueDrain, "queue-drain", 0, "after arrivals stop, how long people in the waiting room keep waiting; then they leave the line, keeping the place and wait it told them (0: the whole --drain)")
 	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", 5000, "open shapes: most people in the flow at once; more arrivals are dropped and counted")
 	fs.Float64Var(&cfg.OtherDigitShare, "other-share", 0.1, "share of people not born on today's rotation digit (expected 422 refusals); 0 for none")
 	fs.Float64Var(&cfg.CancelShare, "cancel-share", 0.05, "share of people who cancel after booking")

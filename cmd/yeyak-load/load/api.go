@@ -145,6 +145,13 @@ func (v *visitor) once(ctx context.Context, rq request) answer {
 		if p := resp.Header.Get(v.r.cfg.PassHeader); p != "" && rq.flow {
 			v.pass = p // free flow hands out passes too
 		}
+		if rq.flow && a.ok() && !v.admitted {
+			v.admitted = true
+			v.r.rec.admitted.Add(1)
+			if v.r.cfg.OnAdmitted != nil {
+				v.r.cfg.OnAdmitted()
+			}
+		}
 	}
 	v.r.rec.call(rq.step, time.Since(start), a.code, a.code != "" && !expectedCodes[a.code] && !flowControl[a.code])
 	return a
@@ -241,11 +248,12 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 // queueStatus is the body of POST /v1/queue and GET /v1/queue/{ticket}.
 type queueStatus struct {
-	Ticket           string `json:"ticket"`
-	State            string `json:"state"`
-	Position         int64  `json:"position"`
-	PollAfterSeconds int64  `json:"poll_after_seconds"`
-	Pass             string `json:"pass"`
+	Ticket               string `json:"ticket"`
+	State                string `json:"state"`
+	Position             int64  `json:"position"`
+	EstimatedWaitSeconds int64  `json:"estimated_wait_seconds"`
+	PollAfterSeconds     int64  `json:"poll_after_seconds"`
+	Pass                 string `json:"pass"`
 }
 
 // errQueue ends a person's wait in the waiting room.
@@ -254,22 +262,36 @@ var errQueue = errors.New("load: not admitted from the waiting room")
 // waitInLine is the waiting-room step: join (POST QueuePath), poll the
 // ticket as Retry-After says until admitted, keep the pass. The whole wait
 // is recorded under StepQueueWait, each call under StepQueueJoin and
-// StepQueuePoll.
+// StepQueuePoll. When the line closes (QueueDrain) the person leaves it,
+// keeping the last place the queue told them.
 func (v *visitor) waitInLine(ctx context.Context) error {
 	cfg := &v.r.cfg
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, cfg.QueueTimeout)
 	defer cancel()
+	if v.r.line != nil {
+		stop := context.AfterFunc(v.r.line, cancel)
+		defer stop()
+	}
+	defer func() {
+		v.inLine = v.r.line != nil && v.r.line.Err() != nil && parent.Err() == nil && !v.placeAt.IsZero() && v.place.Pass == ""
+	}()
 	start := time.Now()
 	var st queueStatus
 	a := v.call(ctx, request{step: StepQueueJoin, method: http.MethodPost, path: cfg.QueuePath, auth: true}, &st)
+	if a.ok() {
+		v.r.rec.joined(a.status == http.StatusCreated)
+	}
 	ticket := ""
 	for {
 		if !a.ok() {
 			return errQueue
 		}
+		v.place, v.placeAt = st, time.Now()
 		if st.Pass != "" {
 			v.pass = st.Pass
 			v.r.rec.wait(StepQueueWait, time.Since(start))
+			v.r.rec.lineAdmitted.Add(1)
 			return nil
 		}
 		wait := a.retryAfter

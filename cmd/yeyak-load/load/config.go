@@ -27,6 +27,10 @@ const (
 	// ShapeClosed: Concurrency people are in the flow at any moment; each
 	// one that finishes is replaced by the next (closed loop).
 	ShapeClosed Shape = "closed"
+	// ShapeFeed: one person arrives for each value received from
+	// Config.Feed, until it is closed (open loop): the caller paces the
+	// crowd, e.g. a twin system fed at the rate a surged one admits.
+	ShapeFeed Shape = "feed"
 )
 
 // Step names: the stages of a person's flow, in order, and the names the
@@ -74,6 +78,9 @@ type Config struct {
 	// Concurrency is the number of people in the flow at once for closed.
 	// 0 means 50.
 	Concurrency int
+	// Feed paces ShapeFeed: one arrival per value received; closing it
+	// stops arrivals. Required for ShapeFeed, ignored otherwise.
+	Feed <-chan struct{}
 	// Count bounds the number of people who arrive; 0 means no bound.
 	Count int
 	// Duration bounds the time during which people arrive; 0 means no
@@ -123,6 +130,13 @@ type Config struct {
 	// queue_required → POST QueuePath → poll until admitted). 0 means
 	// 10 min.
 	QueueTimeout time.Duration
+	// QueueDrain is how long after arrivals stop the people still in the
+	// waiting room keep waiting. Then they leave the line (outcome
+	// "in_line"; the Summary keeps the place and estimated wait the queue
+	// last told them) while people already in the booking flow finish
+	// within Drain. 0 or a value not below Drain means people wait until
+	// the Drain ends like everyone else.
+	QueueDrain time.Duration
 	// QueuePath is the waiting room's path. "" means "/v1/queue".
 	QueuePath string
 	// PassHeader is the header a waiting-room pass travels in. "" means
@@ -154,6 +168,11 @@ type Config struct {
 	// Record keeps every booking the target acknowledged in
 	// Summary.Bookings (for invariant checks).
 	Record bool
+	// OnAdmitted, when set, is called once per person when the target
+	// first lets them into the booking flow: the first 2xx answer to a
+	// booking-flow call, with a pass from the waiting room or in free flow.
+	// It runs on the person's goroutine and must not block.
+	OnAdmitted func()
 
 	// Sources is the number of client addresses people are spread over,
 	// from 127.1.0.1 on (SourceAddr), as people arrive from many homes and
@@ -246,8 +265,12 @@ func (c Config) validate() error {
 	}
 	switch c.Shape {
 	case ShapeSteady, ShapeSpike, ShapeClosed:
+	case ShapeFeed:
+		if c.Feed == nil {
+			return errors.New("load: shape feed needs a Feed")
+		}
 	default:
-		return fmt.Errorf("load: shape %q: want steady, spike or closed", c.Shape)
+		return fmt.Errorf("load: shape %q: want steady, spike, closed or feed", c.Shape)
 	}
 	if c.Count < 0 || c.Duration < 0 || c.Skip < 0 || c.Think < 0 {
 		return errors.New("load: Count, Duration, Skip and Think must not be negative")
@@ -255,7 +278,7 @@ func (c Config) validate() error {
 	if c.Sources > 250*250 {
 		return fmt.Errorf("load: at most %d sources", 250*250)
 	}
-	if c.Count == 0 && c.Duration == 0 && c.Shape != ShapeSpike && c.People == nil {
+	if c.Count == 0 && c.Duration == 0 && c.Shape != ShapeSpike && c.Shape != ShapeFeed && c.People == nil {
 		return errors.New("load: unbounded run: set Count or Duration")
 	}
 	for name, v := range map[string]float64{"OtherDigitShare": c.OtherDigitShare, "CancelShare": c.CancelShare, "RescheduleShare": c.RescheduleShare} {

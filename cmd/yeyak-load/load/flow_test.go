@@ -308,3 +308,90 @@ func TestPeopleComeFromManyAddresses(t *testing.T) {
 		}
 	}
 }
+
+// lineTarget is the scripted target behind the real admission controller
+// at rate people per second (no free flow beyond it).
+func lineTarget(t *testing.T, rate float64) http.Handler {
+	t.Helper()
+	var s *scripted
+	s = newScripted(t, func(w http.ResponseWriter, r *http.Request, n int64) { s.created(w, r) })
+	person := func(r *http.Request) (string, bool) {
+		p := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		return p, p != "" && p != r.Header.Get("Authorization")
+	}
+	adm, err := admission.New(admission.Config{
+		Keys:       []admission.Key{{ID: "k1", Secret: []byte("0123456789abcdef0123456789abcdef")}},
+		PersonFunc: person, Floor: rate, Ceiling: rate, RequestsPerAdmit: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	adm.Mount(mux)
+	flow := adm.Middleware(s.mux)
+	for _, p := range []string{"GET /v1/me/eligibility", "GET /v1/clinics", "POST /v1/bookings", "GET /v1/bookings"} {
+		mux.Handle(p, flow)
+	}
+	mux.Handle("/", s.mux)
+	return mux
+}
+
+// TestQueueDrainLeavesTheLine: at 2 people/s, a crowd of 20 cannot all be
+// admitted within a second of the last arrival; when the line closes,
+// those still waiting leave it (outcome in_line) with the place and
+// estimated wait the queue told them, while the admitted ones book. Every
+// person who joined is accounted for, and OnAdmitted counts the admitted.
+func TestQueueDrainLeavesTheLine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits in a line for a few seconds")
+	}
+	ids := make([]int, 20)
+	for i := range ids {
+		ids[i] = i
+	}
+	var hook atomic.Int64
+	sum := runOne(t, lineTarget(t, 2), Config{Shape: ShapeSpike, Count: 20, Rate: 200, Decay: 100 * time.Millisecond,
+		People: ids, MaxInFlight: 20, QueueDrain: time.Second, Drain: 20 * time.Second, OnAdmitted: func() { hook.Add(1) }})
+	q := sum.Queue
+	if len(sum.Errors) != 0 || sum.People.Abandoned != 0 {
+		t.Fatalf("errors %v abandoned %d outcomes %v", sum.Errors, sum.People.Abandoned, sum.Outcomes)
+	}
+	if q.InLine == 0 || q.InLine != sum.Outcomes[OutcomeInLine] {
+		t.Fatalf("in line %d, outcome in_line %d: want everyone not admitted within the drain (%v)", q.InLine, sum.Outcomes[OutcomeInLine], sum.Outcomes)
+	}
+	if q.InLineNoEstimate != 0 || q.InLineWaitMaxS <= 0 || q.InLinePositionMax <= 0 {
+		t.Errorf("people left in line without a place or a wait: %+v", q)
+	}
+	if q.Joined+q.Rejoined == 0 || q.Joined != q.Admitted+q.InLine {
+		t.Errorf("joined %d, admitted %d + in line %d: someone is unaccounted for", q.Joined, q.Admitted, q.InLine)
+	}
+	if sum.Booked+q.InLine != 20 || sum.Admitted != hook.Load() || sum.Admitted < sum.Booked {
+		t.Errorf("booked %d + in line %d of 20; admitted %d, hook %d", sum.Booked, q.InLine, sum.Admitted, hook.Load())
+	}
+}
+
+// TestFeedPacesArrivals: with ShapeFeed one person arrives per value sent,
+// and closing the feed ends the run.
+func TestFeedPacesArrivals(t *testing.T) {
+	var s *scripted
+	s = newScripted(t, func(w http.ResponseWriter, r *http.Request, n int64) { s.created(w, r) })
+	feed := make(chan struct{}, 7)
+	for range 7 {
+		feed <- struct{}{}
+	}
+	close(feed)
+	srv := httptest.NewServer(s.mux)
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	sum, err := Run(ctx, Config{Target: srv.URL, Shape: ShapeFeed, Feed: feed, Population: population.Config{Seed: 1, People: 1000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.People.Started != 7 || sum.Booked+sum.Refusals["not_your_rotation_day"] == 0 {
+		t.Errorf("started %d, outcomes %v", sum.People.Started, sum.Outcomes)
+	}
+	if _, err := Run(ctx, Config{Target: srv.URL, Shape: ShapeFeed}); err == nil {
+		t.Error("shape feed without a Feed was accepted")
+	}
+}

@@ -27,6 +27,9 @@ type runner struct {
 	picker *picker
 	runID  string
 	flow   []stage
+	// line ends when the people still in the waiting room leave it
+	// (QueueDrain after arrivals stop, or the Drain's end).
+	line context.Context
 }
 
 // Run drives the crowd cfg describes against cfg.Target and returns what
@@ -67,12 +70,22 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	start := time.Now()
 	flowCtx, abandon := context.WithCancel(context.WithoutCancel(ctx))
 	defer abandon()
+	line, leaveLine := context.WithCancel(flowCtx)
+	defer leaveLine()
+	r.line = line
 	var people sync.WaitGroup
 	stopProgress := r.progress(start)
-	if cfg.Shape == ShapeClosed {
+	switch cfg.Shape {
+	case ShapeClosed:
 		r.closedLoop(ctx, flowCtx, &people, start)
-	} else {
+	case ShapeFeed:
+		r.fedLoop(ctx, flowCtx, &people, start)
+	default:
 		r.openLoop(ctx, flowCtx, &people, start)
+	}
+	if cfg.QueueDrain > 0 && cfg.QueueDrain < cfg.Drain {
+		lt := time.AfterFunc(cfg.QueueDrain, leaveLine)
+		defer lt.Stop()
 	}
 	done := make(chan struct{})
 	go func() { people.Wait(); close(done) }()
@@ -201,6 +214,31 @@ func (r *runner) openLoop(ctx, flowCtx context.Context, people *sync.WaitGroup, 
 			return
 		}
 		if ctx.Err() != nil {
+			return
+		}
+		if r.rec.inFlight.Load() >= int64(r.cfg.MaxInFlight) {
+			r.rec.dropped.Add(1)
+			continue
+		}
+		if r.start(flowCtx, people, k) == nil {
+			return
+		}
+	}
+}
+
+// fedLoop starts one person per value received from Feed, until it is
+// closed, ctx ends or the run's bounds are reached.
+func (r *runner) fedLoop(ctx, flowCtx context.Context, people *sync.WaitGroup, start time.Time) {
+	for k := 0; ; k++ {
+		select {
+		case _, ok := <-r.cfg.Feed:
+			if !ok {
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+		if r.bounded(k, time.Since(start)) {
 			return
 		}
 		if r.rec.inFlight.Load() >= int64(r.cfg.MaxInFlight) {

@@ -47,6 +47,12 @@ type Summary struct {
 	Errors map[string]int64 `json:"errors"`
 	// Retries is the number of repeated attempts after retryable answers.
 	Retries int64 `json:"retries"`
+	// Admitted is the number of people the target let into the booking
+	// flow (a booking-flow call answered 2xx), through the waiting room or
+	// in free flow.
+	Admitted int64 `json:"admitted"`
+	// Queue is what people saw of the waiting room.
+	Queue QueueSummary `json:"queue"`
 	// Steps has the latency of every call, by step.
 	Steps map[string]StepSummary `json:"steps"`
 	// Bookings are the bookings the target acknowledged (Config.Record).
@@ -73,6 +79,36 @@ func Quantile(h *hdrhistogram.Histogram, q float64) float64 {
 		return 0
 	}
 	return ms(h.ValueAtQuantile(q))
+}
+
+// OutcomeInLine is the outcome of a person still in the waiting room
+// when the line closed (Config.QueueDrain).
+const OutcomeInLine = "in_line"
+
+// QueueSummary is Summary.Queue: the waiting room as the people saw it.
+type QueueSummary struct {
+	// Joined counts people the queue gave a new place (POST answered 201),
+	// Rejoined those it answered with a place they already held (200).
+	Joined   int64 `json:"joined"`
+	Rejoined int64 `json:"rejoined"`
+	// Admitted counts people who left the line with a pass.
+	Admitted int64 `json:"admitted"`
+	// InLine counts people still in line when it closed (QueueDrain);
+	// each holds the place the queue last told them about.
+	InLine int64 `json:"in_line"`
+	// InLineNoEstimate counts those whose last answer gave no position or
+	// no estimated wait (a place the queue could not account for).
+	InLineNoEstimate int64 `json:"in_line_no_estimate"`
+	// InLineWaitP50S, InLineWaitP99S and InLineWaitMaxS are the estimated
+	// waits (seconds) the queue last told the people still in line;
+	// InLinePositionMax their furthest position.
+	InLineWaitP50S    float64 `json:"in_line_wait_p50_s"`
+	InLineWaitP99S    float64 `json:"in_line_wait_p99_s"`
+	InLineWaitMaxS    float64 `json:"in_line_wait_max_s"`
+	InLinePositionMax int64   `json:"in_line_position_max"`
+	// InLineAnswerAgeMaxS is the age of the oldest of those last answers
+	// when the line closed (a client polls as Retry-After says).
+	InLineAnswerAgeMaxS float64 `json:"in_line_answer_age_max_s"`
 }
 
 // PeopleCounts is Summary.People.
@@ -144,7 +180,11 @@ func (s *Summary) Print(w io.Writer) {
 	fmt.Fprintf(w, "yeyak-load: %s %s campaign %s, digit %d, %.1fs\n", s.Shape, s.Target, s.Campaign, s.Digit, s.ElapsedSeconds)
 	fmt.Fprintf(w, "people: %d started, %d finished, %d dropped, %d abandoned\n",
 		s.People.Started, s.People.Finished, s.People.Dropped, s.People.Abandoned)
-	fmt.Fprintf(w, "booked: %d (%.1f bookings/s), retries %d\n", s.Booked, s.BookingsPerSecond, s.Retries)
+	fmt.Fprintf(w, "booked: %d (%.1f bookings/s), retries %d, admitted to the booking flow %d\n", s.Booked, s.BookingsPerSecond, s.Retries, s.Admitted)
+	if q := s.Queue; q.Joined+q.Rejoined > 0 {
+		fmt.Fprintf(w, "waiting room: %d joined (%d rejoined), %d admitted with a pass, %d still in line (estimated wait p50 %.0fs p99 %.0fs max %.0fs, furthest position %d)\n",
+			q.Joined, q.Rejoined, q.Admitted, q.InLine, q.InLineWaitP50S, q.InLineWaitP99S, q.InLineWaitMaxS, q.InLinePositionMax)
+	}
 	fmt.Fprintf(w, "%-12s %8s %8s %9s %9s %9s %9s %9s\n", "step", "calls", "ok", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms")
 	for _, name := range slices.Sorted(maps.Keys(s.Steps)) {
 		st := s.Steps[name]
@@ -176,8 +216,12 @@ type recorder struct {
 	bookings map[string]*BookingRecord
 	order    []string
 	record   bool
+	queue    QueueSummary
+	lineWait *hdrhistogram.Histogram // estimated waits of people left in line, seconds
+	lineAge  time.Duration
 
 	started, finished, dropped, abandoned, booked, retries, inFlight atomic.Int64
+	admitted, lineAdmitted                                           atomic.Int64
 }
 
 type stepRec struct {
@@ -197,7 +241,33 @@ func newHist() *hdrhistogram.Histogram {
 
 func newRecorder(record bool) *recorder {
 	return &recorder{steps: map[string]*stepRec{}, outcomes: map[string]int64{}, refusals: map[string]int64{},
-		errors: map[string]int64{}, bookings: map[string]*BookingRecord{}, record: record}
+		errors: map[string]int64{}, bookings: map[string]*BookingRecord{}, record: record,
+		lineWait: hdrhistogram.New(0, int64(30*24*time.Hour/time.Second), 3)}
+}
+
+// joined counts a place in line the queue gave (created) or gave back.
+func (r *recorder) joined(created bool) {
+	r.mu.Lock()
+	if created {
+		r.queue.Joined++
+	} else {
+		r.queue.Rejoined++
+	}
+	r.mu.Unlock()
+}
+
+// leftLine records a person still in line when it closed, with the last
+// answer the queue gave them and its age.
+func (r *recorder) leftLine(last queueStatus, age time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.queue.InLine++
+	if last.Position <= 0 || last.EstimatedWaitSeconds <= 0 {
+		r.queue.InLineNoEstimate++
+	}
+	_ = r.lineWait.RecordValue(min(max(last.EstimatedWaitSeconds, 0), r.lineWait.HighestTrackableValue()))
+	r.queue.InLinePositionMax = max(r.queue.InLinePositionMax, last.Position)
+	r.lineAge = max(r.lineAge, age)
 }
 
 func (r *recorder) step(name string) *stepRec {
@@ -325,6 +395,14 @@ func (r *recorder) summary() *Summary {
 		Retries:  r.retries.Load(),
 		Outcomes: maps.Clone(r.outcomes), Refusals: maps.Clone(r.refusals), Errors: maps.Clone(r.errors),
 		Steps: map[string]StepSummary{}, hists: map[string]*hdrhistogram.Histogram{},
+		Admitted: r.admitted.Load(), Queue: r.queue,
+	}
+	s.Queue.Admitted = r.lineAdmitted.Load()
+	if r.queue.InLine > 0 {
+		s.Queue.InLineWaitP50S = float64(r.lineWait.ValueAtQuantile(50))
+		s.Queue.InLineWaitP99S = float64(r.lineWait.ValueAtQuantile(99))
+		s.Queue.InLineWaitMaxS = float64(r.lineWait.Max())
+		s.Queue.InLineAnswerAgeMaxS = r.lineAge.Seconds()
 	}
 	for name, st := range r.steps {
 		s.hists[name] = st.hist.Clone()

@@ -23,6 +23,11 @@ type visitor struct {
 	pass   string // waiting-room pass, sent on booking-flow calls
 	status string // the outcome if the flow ended now
 
+	admitted bool        // a booking-flow call answered 2xx
+	inLine   bool        // left the waiting room when the line closed (QueueDrain)
+	place    queueStatus // the waiting room's last answer
+	placeAt  time.Time   // when it came
+
 	choice  choice       // what the last search picked
 	booking *bookingJSON // the person's booking, once made
 	ack     string       // how the booking became known
@@ -69,8 +74,12 @@ func (v *visitor) run(ctx context.Context) {
 	if outcome == "" {
 		outcome = v.status
 	}
-	if ctx.Err() != nil {
+	switch {
+	case ctx.Err() != nil:
 		outcome = "abandoned"
+	case v.inLine:
+		outcome = OutcomeInLine
+		v.r.rec.leftLine(v.place, time.Since(v.placeAt))
 	}
 	v.r.rec.outcome(outcome)
 }
