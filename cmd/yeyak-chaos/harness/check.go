@@ -32,6 +32,9 @@ type Result struct {
 	// DeadLetters is the number of messages the sync consumer
 	// dead-lettered.
 	DeadLetters int
+	// DoubleBooked is the number of people holding more than one active
+	// booking for the same campaign and dose (each is also a violation).
+	DoubleBooked int
 }
 
 // OK reports whether every invariant held.
@@ -75,7 +78,8 @@ type dbBooking struct {
 //
 //   - no quota oversold: booked ≤ capacity, and booked equals the active
 //     bookings on the quota row (no drift either way);
-//   - at most one active booking per person, campaign and dose;
+//   - at most one active booking per person, campaign and dose, and no
+//     person acknowledged two bookings they did not cancel;
 //   - every booking the API acknowledged exists, and every acknowledged
 //     cancel or reschedule is what the database holds;
 //   - no provisional booking left;
@@ -139,6 +143,7 @@ func Check(ctx context.Context, db *sql.DB, reg *registry.Registry, acked []load
 			rows.Close()
 			return nil, err
 		}
+		res.DoubleBooked++
 		v.add("booked twice", "person %s has %d active bookings in %s for dose %d", person, n, camp, dose)
 	}
 	rows.Close()
@@ -199,6 +204,21 @@ func Check(ctx context.Context, db *sql.DB, reg *registry.Registry, acked []load
 		case b.clinic != a.ClinicID || b.date != a.Date:
 			v.add("acknowledged change lost", "booking %s: acknowledged at %s on %s (%s), database has %s on %s",
 				a.ID, a.ClinicID, a.Date, orNone(a.Change), b.clinic, b.date)
+		}
+	}
+
+	// The API never acknowledged two bookings to one person that they did
+	// not cancel (the database's unique index aside).
+	open := map[string]int{}
+	for _, a := range acked {
+		if a.Change != "cancelled" {
+			open[a.PersonID]++
+		}
+	}
+	for person, n := range open {
+		if n > 1 {
+			res.DoubleBooked++
+			v.add("booked twice", "person %s was acknowledged %d bookings, none cancelled by them", person, n)
 		}
 	}
 

@@ -167,6 +167,25 @@ func TestCheckFindsLostAcknowledgements(t *testing.T) {
 	wantViolations(t, w.check(ack("b1", 1, "K1", "confirmed", ""), u))
 }
 
+// TestCheckFindsDoubleBookings: two bookings acknowledged to one person,
+// neither cancelled by them, is a double booking whatever the database
+// holds now.
+func TestCheckFindsDoubleBookings(t *testing.T) {
+	w := newWorld(t)
+	w.quota("K1", 5, 1)
+	w.booking("b1", 1, "K1", "confirmed")
+	w.record("b1", 1, "K1")
+	w.booking("b2", 1, "K1", "cancelled") // the unique index keeps one active
+	res := w.check(ack("b1", 1, "K1", "confirmed", ""), ack("b2", 1, "K1", "confirmed", ""))
+	wantViolations(t, res, "booked twice", "acknowledged booking lost")
+	if res.DoubleBooked != 1 {
+		t.Errorf("DoubleBooked %d, want 1", res.DoubleBooked)
+	}
+	// Booked, cancelled, booked again: one open booking.
+	res = w.check(ack("b1", 1, "K1", "confirmed", ""), ack("b2", 1, "K1", "cancelled", "cancelled"))
+	wantViolations(t, res)
+}
+
 func TestCheckFindsRegistryMismatches(t *testing.T) {
 	w := newWorld(t)
 	w.quota("K1", 10, 3)
