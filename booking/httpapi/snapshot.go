@@ -25,8 +25,9 @@ type SnapshotSource interface {
 type SnapshotConfig struct {
 	// Interval between refreshes. 0 means 1s.
 	Interval time.Duration
-	// ReloadEvery reloads campaigns and clinics every so many refreshes.
-	// 0 means 30.
+	// ReloadEvery reloads campaigns and clinics every so many Intervals
+	// (pokes do not count: a busy instance pokes after every booking). 0
+	// means 30.
 	ReloadEvery int
 	// Logger receives refresh failures. nil means slog.Default().
 	Logger *slog.Logger
@@ -148,10 +149,11 @@ func (s *Snapshot) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			n++
 		case <-s.poke:
 		}
-		n++
-		if n%s.cfg.ReloadEvery == 0 {
+		if n >= s.cfg.ReloadEvery {
+			n = 0
 			if err := s.reload(ctx); err != nil && ctx.Err() == nil {
 				s.cfg.Logger.Warn("clinic snapshot: reload failed", "err", err)
 			}

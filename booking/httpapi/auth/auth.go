@@ -68,6 +68,7 @@ import (
 	"strings"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
 	"github.com/lestrrat-go/jwx/v3/jws"
@@ -148,6 +149,17 @@ type Config struct {
 	Now func() time.Time
 	// MaxTokenBytes refuses longer tokens before parsing. 0 means 8192.
 	MaxTokenBytes int
+	// VerifiedTTL is how long a token once verified is answered from
+	// memory without checking its signature again (never past its expiry):
+	// a person's token arrives with every call of a booking flow, and an
+	// ES256 or RS256 verification costs about a tenth of a millisecond of
+	// CPU each time. A key removed from the provider's JWKS stops working
+	// at most this late for tokens seen before. 0 means 1 minute; negative
+	// turns the cache off.
+	VerifiedTTL time.Duration
+	// VerifiedMax bounds the cache of verified tokens (least recently used
+	// evicted). 0 means 100,000 (about 30 MB when full).
+	VerifiedMax int
 	// Logger receives JWKS fetch failures. nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -178,6 +190,15 @@ type Verifier struct {
 	now      func() time.Time
 	maxLen   int
 	owner    *fetchOwner
+
+	verifiedTTL time.Duration                       // <= 0: no cache
+	verified    *lru.Cache[[32]byte, verifiedToken] // sha256(token) → identity
+}
+
+// verifiedToken is a token verified earlier, answered from memory until.
+type verifiedToken struct {
+	id    Identity
+	until time.Time
 }
 
 type provider struct {
@@ -211,9 +232,18 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.VerifiedTTL == 0 {
+		cfg.VerifiedTTL = time.Minute
+	}
+	if cfg.VerifiedMax <= 0 {
+		cfg.VerifiedMax = 100_000
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	v := &Verifier{byIssuer: map[string]*provider{}, now: cfg.Now, maxLen: cfg.MaxTokenBytes,
-		owner: &fetchOwner{ctx: ctx, cancel: cancel}}
+		owner: &fetchOwner{ctx: ctx, cancel: cancel}, verifiedTTL: cfg.VerifiedTTL}
+	if cfg.VerifiedTTL > 0 {
+		v.verified, _ = lru.New[[32]byte, verifiedToken](cfg.VerifiedMax) // errors only for a size <= 0
+	}
 	for _, pc := range cfg.Providers {
 		p, err := newProvider(pc)
 		if err != nil {
@@ -342,6 +372,32 @@ func ParseAuthorization(h string) (string, error) {
 // provider's PersonMapper is returned wrapped as it is (ErrUnknownPerson:
 // 403 unknown_person).
 func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
+	if v.verified == nil || len(token) > v.maxLen {
+		return v.verify(ctx, token)
+	}
+	h := sha256.Sum256([]byte(token))
+	now := v.now()
+	if c, ok := v.verified.Get(h); ok {
+		if now.Before(c.until) {
+			return c.id, nil
+		}
+		v.verified.Remove(h)
+	}
+	id, err := v.verify(ctx, token)
+	if err == nil {
+		// Never past the token's expiry (checked without skew here: a
+		// token inside its skew is verified again each time).
+		until := now.Add(v.verifiedTTL)
+		if !id.Expires.IsZero() && id.Expires.Before(until) {
+			until = id.Expires
+		}
+		v.verified.Add(h, verifiedToken{id: id, until: until})
+	}
+	return id, err
+}
+
+// verify is Verify without the cache.
+func (v *Verifier) verify(ctx context.Context, token string) (Identity, error) {
 	if len(token) > v.maxLen {
 		return Identity{}, fmt.Errorf("%w: token longer than %d bytes", ErrInvalidToken, v.maxLen)
 	}
