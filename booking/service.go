@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -55,7 +56,16 @@ type ServiceConfig struct {
 	// PersonChangedTimeout bounds each OnPersonChanged call; 0 means
 	// DefaultPersonChangedTimeout.
 	PersonChangedTimeout time.Duration
+	// CampaignTTL is how long a campaign read from the Store is reused:
+	// every booking, eligibility and change reads its campaign, and a
+	// campaign changes rarely (a `campaign load`). 0 means
+	// DefaultCampaignTTL; negative reads the Store every time.
+	CampaignTTL time.Duration
 }
+
+// DefaultCampaignTTL is ServiceConfig.CampaignTTL's default: a loaded
+// campaign takes effect on every instance within it.
+const DefaultCampaignTTL = 5 * time.Second
 
 // Service is the booking use cases: it applies the campaign rules, asks the
 // registry (through People) who the person is, and writes bookings with
@@ -70,6 +80,9 @@ type Service struct {
 	log       *slog.Logger
 	onChanged func(ctx context.Context, personID string)
 	changedTO time.Duration
+
+	campaignTTL time.Duration
+	campaigns   sync.Map // id → cachedCampaign
 }
 
 // NewService returns a Service, or an error if Store or People is missing.
@@ -81,7 +94,10 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		return nil, errors.New("booking: NewService: People is required")
 	}
 	s := &Service{store: cfg.Store, people: cfg.People, now: cfg.Now, log: cfg.Logger,
-		onChanged: cfg.OnPersonChanged, changedTO: cfg.PersonChangedTimeout}
+		onChanged: cfg.OnPersonChanged, changedTO: cfg.PersonChangedTimeout, campaignTTL: cfg.CampaignTTL}
+	if s.campaignTTL == 0 {
+		s.campaignTTL = DefaultCampaignTTL
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -139,16 +155,35 @@ func (s *Service) Campaigns(ctx context.Context) ([]*Campaign, error) {
 	return cs, nil
 }
 
-// Campaign returns a campaign. Returns ENOTFOUND if it does not exist.
+// Campaign returns a campaign, read from the Store at most every
+// CampaignTTL; the caller must not modify it. Returns ENOTFOUND if it does
+// not exist.
 func (s *Service) Campaign(ctx context.Context, id string) (*Campaign, error) {
 	if strings.TrimSpace(id) == "" {
 		return nil, Errorf(EINVALID, "campaign id is empty")
+	}
+	if s.campaignTTL > 0 {
+		if v, ok := s.campaigns.Load(id); ok {
+			if cc := v.(cachedCampaign); time.Since(cc.at) < s.campaignTTL {
+				return cc.c, nil
+			}
+		}
 	}
 	c, err := s.store.Campaign(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("get campaign %s: %w", id, err)
 	}
+	if s.campaignTTL > 0 {
+		s.campaigns.Store(id, cachedCampaign{c: c, at: time.Now()})
+	}
 	return c, nil
+}
+
+// cachedCampaign is a campaign read from the Store at a time (wall clock:
+// the cache's age is real time, whatever the service's clock says).
+type cachedCampaign struct {
+	c  *Campaign
+	at time.Time
 }
 
 // subject is the outcome of looking a person up for a campaign.

@@ -224,7 +224,8 @@ func newEnvWith(t *testing.T, dsn string, wrap func(httpapi.Service) httpapi.Ser
 
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(io.MultiWriter(logs, testWriter(t)), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	svc, err := booking.NewService(booking.ServiceConfig{Store: db, People: people{}, Now: func() time.Time { return testNow }, Logger: logger})
+	// CampaignTTL -1: tests change campaigns under the service's feet.
+	svc, err := booking.NewService(booking.ServiceConfig{Store: db, People: people{}, Now: func() time.Time { return testNow }, Logger: logger, CampaignTTL: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
