@@ -15,8 +15,8 @@ import (
 	"github.com/yeyak/yeyak/mocks/testenv"
 )
 
-// TestChaosShort runs the six scenarios in short mode (seconds each, a
-// small world): what `make chaos` runs in full. It needs the PostgreSQL
+// TestChaosShort runs the six fault scenarios and the surge in short mode
+// (seconds each, a small world): what `make chaos` runs in full. It needs the PostgreSQL
 // server binaries; without them it is skipped, unless
 // YEYAK_REQUIRE_SERVICES=1.
 func TestChaosShort(t *testing.T) {
@@ -41,8 +41,8 @@ func TestChaosShort(t *testing.T) {
 	if strings.HasPrefix(out.String(), "PASS ") || strings.HasPrefix(out.String(), "FAIL ") {
 		lines++
 	}
-	if lines != 6 {
-		t.Errorf("%d verdict lines, want one per scenario (6)", lines)
+	if lines != 7 {
+		t.Errorf("%d verdict lines, want one per scenario (7)", lines)
 	}
 }
 

@@ -40,6 +40,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -152,16 +153,16 @@ func writeReport(path string, m Mode, verdicts []*verdict, at time.Time) error {
 // healthy twin, side by side.
 func startSystems(ctx context.Context, sc scenario, m Mode, bin string, pg *harness.Postgres, base string, narrate io.Writer) (s, twin *system, err error) {
 	if !sc.twin {
-		s, err = newSystem(ctx, sc.name, m, bin, pg, base, narrate)
+		s, err = newSystem(ctx, sc.name, m, bin, pg, base, narrate, sc.args...)
 		return s, nil, err
 	}
 	var terr error
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		twin, terr = newSystem(ctx, sc.name+"-twin", m, bin, pg, base, narrate)
+		twin, terr = newSystem(ctx, sc.name+"-twin", m, bin, pg, base, narrate, append(slices.Clone(sc.args), sc.twinArgs...)...)
 	}()
-	s, err = newSystem(ctx, sc.name, m, bin, pg, base, narrate)
+	s, err = newSystem(ctx, sc.name, m, bin, pg, base, narrate, sc.args...)
 	<-done
 	if err == nil && terr != nil {
 		err = terr

@@ -27,6 +27,18 @@ type Mode struct {
 	Drain, Settle time.Duration
 	// MinSamples is the fewest booking calls a p99 is computed from.
 	MinSamples int64
+
+	// SurgePeople is the surge scenario's crowd (issue 10); it arrives as a
+	// spike with time constant SurgeDecay (98% within 4×SurgeDecay), from
+	// SurgeSources client addresses over SurgeConns connections.
+	SurgePeople  int
+	SurgeDecay   time.Duration
+	SurgeSources int
+	SurgeConns   int
+	// SurgeLine is how long after the last arrival people wait in line;
+	// then the line closes (those still in it keep their place) and the
+	// admitted people get SurgeFinish to finish booking.
+	SurgeLine, SurgeFinish time.Duration
 }
 
 var (
@@ -34,12 +46,16 @@ var (
 		Fault:  60 * time.Second,
 		Stream: 60 * time.Second, FaultAt: 15 * time.Second,
 		KafkaDown: 30 * time.Second, PostgresDown: 10 * time.Second,
-		Drain: 60 * time.Second, Settle: 3 * time.Minute, MinSamples: 500}
+		Drain: 60 * time.Second, Settle: 3 * time.Minute, MinSamples: 500,
+		SurgePeople: 50_000, SurgeDecay: 2 * time.Second, SurgeSources: 500, SurgeConns: 2000,
+		SurgeLine: 150 * time.Second, SurgeFinish: 30 * time.Second}
 	shortMode = Mode{Name: "short", People: 20_000, Clinics: 30, Rate: 30,
 		Fault:  5 * time.Second,
 		Stream: 8 * time.Second, FaultAt: 2 * time.Second,
 		KafkaDown: 4 * time.Second, PostgresDown: 2 * time.Second,
-		Drain: 20 * time.Second, Settle: 90 * time.Second, MinSamples: 100}
+		Drain: 20 * time.Second, Settle: 90 * time.Second, MinSamples: 100,
+		SurgePeople: 2000, SurgeDecay: 500 * time.Millisecond, SurgeSources: 64, SurgeConns: 256,
+		SurgeLine: 15 * time.Second, SurgeFinish: 15 * time.Second}
 )
 
 // p99Factor is the most the booking p99 of cached people may grow during

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/yeyak/yeyak/booking"
 	"github.com/yeyak/yeyak/cmd/yeyak-chaos/harness"
 	"github.com/yeyak/yeyak/cmd/yeyak-load/load"
 	"github.com/yeyak/yeyak/mocks/registry"
@@ -20,24 +21,32 @@ type scenario struct {
 	// twin scenarios run a second, healthy system beside the first.
 	twin bool
 	run  func(ctx context.Context, s, twin *system, v *verdict)
+	// args are yeyakd flags of the scenario's systems; twinArgs more flags
+	// of the twin only.
+	args, twinArgs []string
 }
 
-// scenarios are the six of issue 9, in order.
+// scenarios are the six of issue 9, in order, then issue 10's surge.
 func scenarios(m Mode) []scenario {
 	return []scenario{
-		{"registry-outage", fmt.Sprintf("registry down (connection refused) for %v", m.Fault), true,
-			registryFault(registry.Faults{Outage: true})},
-		{"registry-stall", fmt.Sprintf("registry accepts and never answers for %v", m.Fault), true,
-			registryFault(registry.Faults{Stall: true})},
+		// The outage runs the campaign on the provisional policy (uncached
+		// people book provisionally, verified once the registry is back),
+		// the stall on fail_closed (they are refused with 503): both
+		// policies meet a registry fault.
+		{name: "registry-outage", what: fmt.Sprintf("registry down (connection refused) for %v, provisional policy", m.Fault), twin: true,
+			run: registryFault(registry.Faults{Outage: true}, true), args: []string{"--demo-registry-policy", "provisional"}},
+		{name: "registry-stall", what: fmt.Sprintf("registry accepts and never answers for %v, fail_closed policy", m.Fault), twin: true,
+			run: registryFault(registry.Faults{Stall: true}, false)},
 		// p99 2 s: 2% of calls take 1.9 s more than the usual 100 ms; half
 		// capacity: beyond 8 concurrent calls (half the gateway client's 16
 		// connections) every call slows down by 20 ms per call over.
-		{"registry-slow", fmt.Sprintf("registry p99 2s at half capacity for %v", m.Fault), true,
-			registryFault(registry.Faults{Latency: 100 * time.Millisecond,
-				LatencyTail: registry.Tail{P: 0.02, Extra: 1900 * time.Millisecond}, Capacity: 8})},
-		{"kafka-down", fmt.Sprintf("Kafka broker stopped for %v", m.KafkaDown), false, midStream(kafkaDown)},
-		{"yeyakd-kill", "kill -9 of yeyakd, restarted", false, midStream(killYeyakd)},
-		{"postgres-restart", fmt.Sprintf("PostgreSQL stopped for %v and started again", m.PostgresDown), false, midStream(restartPostgres)},
+		{name: "registry-slow", what: fmt.Sprintf("registry p99 2s at half capacity for %v", m.Fault), twin: true,
+			run: registryFault(registry.Faults{Latency: 100 * time.Millisecond,
+				LatencyTail: registry.Tail{P: 0.02, Extra: 1900 * time.Millisecond}, Capacity: 8}, false)},
+		{name: "kafka-down", what: fmt.Sprintf("Kafka broker stopped for %v", m.KafkaDown), run: midStream(kafkaDown)},
+		{name: "yeyakd-kill", what: "kill -9 of yeyakd, restarted", run: midStream(killYeyakd)},
+		{name: "postgres-restart", what: fmt.Sprintf("PostgreSQL stopped for %v and started again", m.PostgresDown), run: midStream(restartPostgres)},
+		surgeScenario(m),
 	}
 }
 
@@ -45,8 +54,8 @@ func scenarios(m Mode) []scenario {
 // scenario's phases with no fault at all, which shows how far the p99
 // comparison moves on this machine by itself.
 func controls(m Mode) []scenario {
-	return []scenario{{"control-no-fault", fmt.Sprintf("no fault (the registry scenarios' phases, healthy throughout, %v)", m.Fault),
-		true, registryFault(registry.Faults{})}}
+	return []scenario{{name: "control-no-fault", what: fmt.Sprintf("no fault (the registry scenarios' phases, healthy throughout, %v)", m.Fault),
+		twin: true, run: registryFault(registry.Faults{}, false)}}
 }
 
 // verdict is a scenario's outcome.
@@ -129,7 +138,13 @@ func cachedErrors(s *load.Summary) (n int64, which []string) {
 // whatever else the machine does at that moment weighs on both sides (a
 // healthy window before or after the fault would be another moment, and on
 // a shared machine moments differ by more than 1.5×).
-func registryFault(f registry.Faults) func(ctx context.Context, s, twin *system, v *verdict) {
+//
+// With provisional (the systems run --demo-registry-policy provisional),
+// uncached people book provisionally during the fault; once the registry
+// is back every such booking must end confirmed or cancelled as
+// ineligible (no provisional left), and the scenario fails if the fault
+// produced no provisional booking at all: the invariant was not exercised.
+func registryFault(f registry.Faults, provisional bool) func(ctx context.Context, s, twin *system, v *verdict) {
 	return func(ctx context.Context, s, twin *system, v *verdict) {
 		m := s.mode
 		cohort := people(m.Rate, m.Fault)
@@ -236,7 +251,67 @@ func registryFault(f registry.Faults) func(ctx context.Context, s, twin *system,
 		for _, f := range tv.failures {
 			v.fail("healthy twin: %s", f)
 		}
+		if provisional {
+			p, err := s.provisionalOutcomes(ctx)
+			switch {
+			case err != nil:
+				v.fail("provisional bookings: %v", err)
+			case p.total == 0:
+				v.fail("provisional policy: the fault produced no provisional booking, so their verification was not exercised")
+			default:
+				v.figure("%d provisional bookings (doses) during the fault, after it: %d confirmed, %d cancelled as ineligible, %d with their cancelled first dose, %d cancelled by their person, %d still provisional",
+					p.total, p.confirmed, p.ineligible, p.withDose1, p.byPerson, p.left)
+				if p.left > 0 || len(p.other) > 0 {
+					v.fail("provisional bookings not verified: %d still provisional, cancelled for other reasons: %v", p.left, p.other)
+				}
+			}
+		}
 	}
+}
+
+// provisionals is what became of the bookings made provisionally (a
+// booking of both doses makes two).
+type provisionals struct {
+	total, confirmed, ineligible, withDose1, byPerson, left int
+	other                                                   map[string]int // cancel reason → bookings
+}
+
+// provisionalOutcomes reads, from the database, what became of every
+// booking whose creation event was BookingProvisional.
+func (s *system) provisionalOutcomes(ctx context.Context) (provisionals, error) {
+	var p provisionals
+	rows, err := s.db.QueryContext(ctx, `SELECT b.status, b.cancel_reason FROM bookings b
+		WHERE b.id IN (SELECT o.payload::jsonb -> 'booking' ->> 'id' FROM outbox o WHERE o.event_type = $1)`,
+		string(booking.EventBookingProvisional))
+	if err != nil {
+		return p, fmt.Errorf("read provisional bookings: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var status, reason string
+		if err := rows.Scan(&status, &reason); err != nil {
+			return p, err
+		}
+		p.total++
+		switch {
+		case status == string(booking.StatusConfirmed):
+			p.confirmed++
+		case status == string(booking.StatusProvisional):
+			p.left++
+		case reason == booking.ReasonIneligible:
+			p.ineligible++
+		case reason == booking.ReasonDose1Cancelled:
+			p.withDose1++
+		case reason == booking.ReasonPerson:
+			p.byPerson++
+		default:
+			if p.other == nil {
+				p.other = map[string]int{}
+			}
+			p.other[reason]++
+		}
+	}
+	return p, rows.Err()
 }
 
 // fault is injected mid-stream; the function it returns repairs it.

@@ -45,8 +45,9 @@ type system struct {
 	skip  int // people of each class already used by earlier streams
 }
 
-// newSystem starts everything a scenario needs.
-func newSystem(ctx context.Context, name string, mode Mode, bin string, pg *harness.Postgres, baseDir string, log io.Writer) (*system, error) {
+// newSystem starts everything a scenario needs; args are yeyakd flags
+// beyond the common ones.
+func newSystem(ctx context.Context, name string, mode Mode, bin string, pg *harness.Postgres, baseDir string, log io.Writer, args ...string) (*system, error) {
 	s := &system{name: name, mode: mode, pg: pg, log: log}
 	s.dir = filepath.Join(baseDir, name)
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
@@ -71,10 +72,10 @@ func newSystem(ctx context.Context, name string, mode Mode, bin string, pg *harn
 		s.close()
 		return nil, err
 	}
-	s.y, err = harness.StartYeyakd(ctx, harness.YeyakdConfig{Bin: bin, Dir: s.dir, Args: []string{
+	s.y, err = harness.StartYeyakd(ctx, harness.YeyakdConfig{Bin: bin, Dir: s.dir, Args: append([]string{
 		"--demo", "--demo-people", fmt.Sprint(mode.People), "--demo-clinics", fmt.Sprint(mode.Clinics),
 		"--db", s.dsn, "--registry", "gateway:" + s.srv.URL(), "--kafka", s.kafka.Addr(),
-	}})
+	}, args...)})
 	if err != nil {
 		s.close()
 		return nil, err
@@ -114,6 +115,18 @@ type stream struct {
 	sameDigit bool          // only people of today's digit (the cached cohort)
 	known     bool          // only people the registry knows (the cached cohort)
 	drain     time.Duration // 0 means the mode's Drain
+
+	// The surge's: a spike of count people with time constant decay (or
+	// arrivals paced by feed), people leaving the line queueDrain after the
+	// last arrival, from sources client addresses over conns connections.
+	shape       load.Shape // "" means steady
+	decay       time.Duration
+	feed        <-chan struct{}
+	onAdmitted  func()
+	queueDrain  time.Duration
+	maxInFlight int
+	sources     int
+	conns       int
 }
 
 // reserve returns a Skip for a stream that will use at most n people of
@@ -130,9 +143,11 @@ func (s *system) reserve(n int) int {
 func (s *system) load(ctx context.Context, st stream) (*load.Summary, error) {
 	cfg := load.Config{
 		Target: s.y.URL(), Population: population.Config{Seed: seed, People: s.mode.People},
-		Shape: load.ShapeSteady, Rate: st.rate, Duration: st.duration, Count: st.count, Skip: st.skip,
+		Rate: st.rate, Duration: st.duration, Count: st.count, Skip: st.skip,
 		StopAfter: st.stopAfter, CancelShare: 0.1, RescheduleShare: 0.1,
 		Drain: cmp.Or(st.drain, s.mode.Drain), PersonSeed: 7, Record: true, RunID: fmt.Sprintf("%s-%d", s.name, st.skip),
+		Shape: cmp.Or(st.shape, load.ShapeSteady), Decay: st.decay, Feed: st.feed, OnAdmitted: st.onAdmitted,
+		QueueDrain: st.queueDrain, MaxInFlight: st.maxInFlight, Sources: st.sources, Conns: st.conns,
 	}
 	if st.sameDigit {
 		cfg.OtherDigitShare = -1

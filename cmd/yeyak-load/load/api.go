@@ -127,6 +127,9 @@ func (v *visitor) once(ctx context.Context, rq request) answer {
 		b, rerr := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		resp.Body.Close()
 		a = answer{status: resp.StatusCode, header: resp.Header, body: b}
+		if resp.StatusCode >= 500 {
+			v.r.rec.serverErrors.Add(1)
+		}
 		if rerr != nil {
 			a.code, a.retryable = CodeTransport, true
 		} else if resp.StatusCode < 200 || resp.StatusCode >= 300 {

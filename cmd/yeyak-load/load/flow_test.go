@@ -136,6 +136,9 @@ func TestBookRetriesWithTheSameKey(t *testing.T) {
 	if sum.Errors["book:registry_unavailable"] != 1 || sum.Errors["book:idempotency_in_progress"] != 0 {
 		t.Errorf("errors %v: 503 is an error, in-progress is flow control", sum.Errors)
 	}
+	if sum.ServerErrors != 1 {
+		t.Errorf("5xx answers %d, want the one 503", sum.ServerErrors)
+	}
 	if b := sum.Steps[StepBook]; b.Calls != 3 || b.OK != 1 || b.Codes["idempotency_in_progress"] != 1 {
 		t.Errorf("book step %+v", b)
 	}

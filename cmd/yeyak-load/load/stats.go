@@ -47,6 +47,9 @@ type Summary struct {
 	Errors map[string]int64 `json:"errors"`
 	// Retries is the number of repeated attempts after retryable answers.
 	Retries int64 `json:"retries"`
+	// ServerErrors counts answers with a 5xx status, every attempt
+	// included (they are also in Errors, by code).
+	ServerErrors int64 `json:"server_errors"`
 	// Admitted is the number of people the target let into the booking
 	// flow (a booking-flow call answered 2xx), through the waiting room or
 	// in free flow.
@@ -180,7 +183,7 @@ func (s *Summary) Print(w io.Writer) {
 	fmt.Fprintf(w, "yeyak-load: %s %s campaign %s, digit %d, %.1fs\n", s.Shape, s.Target, s.Campaign, s.Digit, s.ElapsedSeconds)
 	fmt.Fprintf(w, "people: %d started, %d finished, %d dropped, %d abandoned\n",
 		s.People.Started, s.People.Finished, s.People.Dropped, s.People.Abandoned)
-	fmt.Fprintf(w, "booked: %d (%.1f bookings/s), retries %d, admitted to the booking flow %d\n", s.Booked, s.BookingsPerSecond, s.Retries, s.Admitted)
+	fmt.Fprintf(w, "booked: %d (%.1f bookings/s), retries %d, admitted to the booking flow %d, 5xx answers %d\n", s.Booked, s.BookingsPerSecond, s.Retries, s.Admitted, s.ServerErrors)
 	if q := s.Queue; q.Joined+q.Rejoined > 0 {
 		fmt.Fprintf(w, "waiting room: %d joined (%d rejoined), %d admitted with a pass, %d still in line (estimated wait p50 %.0fs p99 %.0fs max %.0fs, furthest position %d)\n",
 			q.Joined, q.Rejoined, q.Admitted, q.InLine, q.InLineWaitP50S, q.InLineWaitP99S, q.InLineWaitMaxS, q.InLinePositionMax)
@@ -221,7 +224,7 @@ type recorder struct {
 	lineAge  time.Duration
 
 	started, finished, dropped, abandoned, booked, retries, inFlight atomic.Int64
-	admitted, lineAdmitted                                           atomic.Int64
+	admitted, lineAdmitted, serverErrors                             atomic.Int64
 }
 
 type stepRec struct {
@@ -395,7 +398,7 @@ func (r *recorder) summary() *Summary {
 		Retries:  r.retries.Load(),
 		Outcomes: maps.Clone(r.outcomes), Refusals: maps.Clone(r.refusals), Errors: maps.Clone(r.errors),
 		Steps: map[string]StepSummary{}, hists: map[string]*hdrhistogram.Histogram{},
-		Admitted: r.admitted.Load(), Queue: r.queue,
+		Admitted: r.admitted.Load(), Queue: r.queue, ServerErrors: r.serverErrors.Load(),
 	}
 	s.Queue.Admitted = r.lineAdmitted.Load()
 	if r.queue.InLine > 0 {

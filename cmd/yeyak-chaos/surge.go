@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/yeyak/yeyak/cmd/yeyak-chaos/harness"
+	"github.com/yeyak/yeyak/cmd/yeyak-load/load"
+)
+
+// surgeScenario is issue 10's surge: the waiting room in front of a crowd.
+func surgeScenario(m Mode) scenario {
+	return scenario{name: "surge",
+		what: fmt.Sprintf("%d people in a spike (time constant %v) into the waiting room, line open %v after the last arrival",
+			m.SurgePeople, m.SurgeDecay, m.SurgeLine),
+		twin: true, run: surge,
+		// The twin is the same system that nobody surges: its waiting room
+		// starts at the ceiling, so the people it is fed pass in free flow.
+		twinArgs: []string{"--admission-initial", "1000"}}
+}
+
+// admissions records when the surged system let people into the booking
+// flow, and feeds the twin one arrival per admission.
+type admissions struct {
+	start time.Time
+	feed  chan struct{}
+
+	mu    sync.Mutex
+	times []time.Duration // since start, in order
+}
+
+func (a *admissions) admitted() {
+	a.mu.Lock()
+	a.times = append(a.times, time.Since(a.start))
+	a.mu.Unlock()
+	select {
+	case a.feed <- struct{}{}:
+	default: // the buffer holds the whole crowd: never full
+	}
+}
+
+// rate is the admitted people per second from the start to the last
+// admission, and that span.
+func (a *admissions) rate() (float64, time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.times) == 0 {
+		return 0, 0
+	}
+	span := a.times[len(a.times)-1]
+	return float64(len(a.times)) / max(span.Seconds(), 1e-9), span
+}
+
+// surgeOutcomes are the ways a surged person's flow may end: admitted and
+// then booked (and maybe changed it), refused by a rule, or sold out; or
+// still in line when it closed.
+func surgeOutcome(o string) bool {
+	switch o {
+	case "booked", "cancelled", "rescheduled", "sold_out", load.OutcomeInLine:
+		return true
+	}
+	return strings.HasPrefix(o, "refused:")
+}
+
+// surge runs issue 10's surge test. SurgePeople arrive within seconds at
+// the surged system, whose waiting room (admission on, its defaults:
+// floor 10/s, ceiling 1000/s, AIMD) lets them into the booking flow at
+// the rate it finds healthy. The twin, an identical system nobody surges,
+// is fed one arrival for each person the surged system admits, at the
+// same moment: a steady, unsurged stream at the admitted rate, under
+// whatever else the machine does at that moment. SurgeLine after the last
+// arrival the line closes: the people still in it leave holding the place
+// and estimated wait the queue last gave them; the admitted ones get
+// SurgeFinish to finish. The verdict checks, from the load's summary, the
+// queue's own answers, yeyakd's metrics and the database:
+//
+//   - zero 5xx answers (the load's count, and yeyakd's request counter);
+//   - every person accounted for: admitted and then booked, refused by a
+//     rule or sold out, or still in line with a place and an estimated
+//     wait; nobody dropped, cut off or with an unexplained error;
+//   - the queue's books balance: one new ticket per person who joined
+//     (yeyakd's count = the load's), admitted + still waiting = tickets,
+//     and the line yeyakd still holds is no longer than the people the load
+//     left in it;
+//   - no person booked twice (database and acknowledgements), with the
+//     other invariants of harness.Check once the system has settled;
+//   - the booking p99 of admitted people within 1.5× the twin's (the
+//     healthy range: the p99 of the same stream without the crowd),
+//     judged on the bootstrap's 95% lower bound as in the registry
+//     scenarios.
+func surge(ctx context.Context, s, twin *system, v *verdict) {
+	m := s.mode
+	adm := &admissions{start: time.Now(), feed: make(chan struct{}, m.SurgePeople)}
+	var twinSum *load.Summary
+	var twinErr error
+	twinDone := make(chan struct{})
+	go func() {
+		defer close(twinDone)
+		twinSum, twinErr = twin.load(ctx, stream{shape: load.ShapeFeed, feed: adm.feed, maxInFlight: m.SurgePeople,
+			drain: m.SurgeFinish})
+	}()
+	sum, err := s.load(ctx, stream{shape: load.ShapeSpike, count: m.SurgePeople, decay: m.SurgeDecay,
+		maxInFlight: m.SurgePeople, sources: m.SurgeSources, conns: m.SurgeConns, onAdmitted: adm.admitted,
+		queueDrain: m.SurgeLine, drain: m.SurgeLine + m.SurgeFinish})
+	close(adm.feed)
+	<-twinDone
+	if err != nil {
+		v.fail("surge load: %v", err)
+		return
+	}
+	if twinErr != nil {
+		v.fail("twin load: %v", twinErr)
+		return
+	}
+	v.booked = sum.Booked
+	s.logf("surge: outcomes %v errors %v queue %+v", sum.Outcomes, sum.Errors, sum.Queue)
+	twin.logf("twin: outcomes %v errors %v", twinSum.Outcomes, twinSum.Errors)
+	for _, step := range []string{load.StepToken, load.StepEligibility, load.StepSearch, load.StepBook, load.StepQueueJoin, load.StepQueuePoll, load.StepQueueWait} {
+		c, h := sum.Steps[step], twinSum.Steps[step]
+		s.logf("%-12s calls %6d p50/p90/p99/max ms: surged %8.1f %8.1f %8.1f %8.1f | twin %8.1f %8.1f %8.1f %8.1f",
+			step, c.Calls, c.P50Ms, c.P90Ms, c.P99Ms, c.MaxMs, h.P50Ms, h.P90Ms, h.P99Ms, h.MaxMs)
+	}
+
+	// What yeyakd says: its requests by status, its line.
+	met, err := harness.ScrapeMetrics(ctx, s.y.OpsURL()+"/metrics")
+	if err != nil {
+		v.fail("metrics: %v", err)
+		return
+	}
+	twinMet, err := harness.ScrapeMetrics(ctx, twin.y.OpsURL()+"/metrics")
+	if err != nil {
+		v.fail("twin metrics: %v", err)
+		return
+	}
+
+	// The figures.
+	q := sum.Queue
+	rate, span := adm.rate()
+	wait := sum.Steps[load.StepQueueWait]
+	v.figure("%d people arrived in %.1fs, run %.0fs", sum.People.Started, arrivalSpan(m).Seconds(), sum.ElapsedSeconds)
+	v.figure("admitted %d (%d from the line) at %.1f/s over %.0fs, admission rate at the end %.0f/s",
+		sum.Admitted, q.Admitted, rate, span.Seconds(), met.Value("yeyak_admission_rate"))
+	v.figure("wait in line p50/p99/max %.1f/%.1f/%.1fs", wait.P50Ms/1000, wait.P99Ms/1000, wait.MaxMs/1000)
+	v.figure("%d still in line at the end, told a wait of p50 %.0fs, max %.0fs (position up to %d)",
+		q.InLine, q.InLineWaitP50S, q.InLineWaitMaxS, q.InLinePositionMax)
+	v.figure("outcomes %s", outcomes(sum.Outcomes))
+	fives := serverErrors(met)
+	v.figure("5xx: %d answered to the load, %d counted by yeyakd", sum.ServerErrors, fives)
+
+	// Zero 5xx, nobody dropped or unexplained.
+	if sum.ServerErrors > 0 || fives > 0 {
+		v.fail("5xx answers during the surge: %d seen by the load, %d counted by yeyakd", sum.ServerErrors, fives)
+	}
+	if n := sum.People.Started; n != int64(m.SurgePeople) || sum.People.Dropped > 0 {
+		v.fail("the crowd did not all arrive: %d of %d started, %d dropped by the load", n, m.SurgePeople, sum.People.Dropped)
+	}
+	if sum.People.Abandoned > 0 {
+		v.fail("%d people cut off in the booking flow %v after the line closed", sum.People.Abandoned, m.SurgeFinish)
+	}
+	var odd []string
+	for o, n := range sum.Outcomes {
+		if !surgeOutcome(o) {
+			odd = append(odd, fmt.Sprintf("%s=%d", o, n))
+		}
+	}
+	if len(odd) > 0 {
+		slices.Sort(odd)
+		v.fail("people whose flow ended without an explanation: %s", strings.Join(odd, " "))
+	}
+	if len(sum.Errors) > 0 {
+		v.fail("unexpected answers: %s", outcomes(sum.Errors))
+	}
+	if q.InLineNoEstimate > 0 {
+		v.fail("%d people left in line without a position or an estimated wait", q.InLineNoEstimate)
+	}
+	if b := sum.Steps[load.StepBook].Codes["queue_required"]; b > 0 {
+		v.fail("%d booking calls of admitted people were sent back to the line", b)
+	}
+
+	// The queue's books.
+	tickets := int64(met.Value("yeyak_admission_tickets_issued_total"))
+	admitted := int64(met.Value("yeyak_admission_admitted_total"))
+	waiting := int64(met.Value("yeyak_admission_waiting"))
+	pending := int64(met.Value("yeyak_admission_pending"))
+	v.figure("queue: %d tickets, %d admitted from the line, %d waiting (yeyakd)", tickets, admitted, waiting)
+	switch {
+	case tickets != q.Joined:
+		v.fail("queue: yeyakd issued %d tickets, %d people were given a new place", tickets, q.Joined)
+	case admitted+waiting+pending != tickets:
+		v.fail("queue: %d tickets but %d admitted + %d waiting + %d pending: places lost", tickets, admitted, waiting, pending)
+	case waiting > q.InLine:
+		v.fail("queue: yeyakd holds %d people waiting, the load left %d in line", waiting, q.InLine)
+	case q.Admitted+q.InLine < q.Joined:
+		v.fail("queue: %d joined, but only %d left with a pass and %d are in line", q.Joined, q.Admitted, q.InLine)
+	}
+
+	// Booking latency of admitted people against the healthy range.
+	hh, sh := twinSum.Histogram(load.StepBook), sum.Histogram(load.StepBook)
+	if hh == nil || sh == nil {
+		v.fail("no booking calls to compare (surged %v, twin %v)", sh != nil, hh != nil)
+	} else {
+		cmp := compareP99(hh, sh)
+		v.figure("book p99 of admitted people %.1fms (%d calls) / healthy twin %.1fms (%d calls): %.2f× (at least %.2f×, 95%%), limit %.1f×; yeyakd's own p99 %.0fms / twin %.0fms",
+			cmp.faultP99, cmp.faultN, cmp.healthyP99, cmp.healthyN, cmp.ratio, cmp.lower, p99Factor,
+			1000*met.HistogramQuantile("yeyak_http_request_duration_seconds", 0.99, `route="POST /v1/bookings"`),
+			1000*twinMet.HistogramQuantile("yeyak_http_request_duration_seconds", 0.99, `route="POST /v1/bookings"`))
+		switch {
+		case cmp.healthyN < m.MinSamples || cmp.faultN < m.MinSamples:
+			v.fail("p99: too few booking calls to compare (twin %d, surged %d, need %d each)", cmp.healthyN, cmp.faultN, m.MinSamples)
+		case cmp.exceeds(p99Factor):
+			v.fail("p99: admitted people's booking p99 %.1f ms is over %.1f× the healthy twin's %.1f ms (%.2f×, at least %.2f× at 95%%)",
+				cmp.faultP99, p99Factor, cmp.healthyP99, cmp.ratio, cmp.lower)
+		case cmp.ratio > p99Factor:
+			v.figure("p99 ratio over %.1f× but within what %d and %d calls can tell apart", p99Factor, cmp.healthyN, cmp.faultN)
+		}
+	}
+
+	// The database: settled, no one booked twice, the other invariants.
+	var tv verdict
+	var wg sync.WaitGroup
+	wg.Go(func() { s.settleAndCheck(ctx, v) })
+	wg.Go(func() { twin.settleAndCheck(ctx, &tv) })
+	wg.Wait()
+	if v.result != nil {
+		v.figure("%d people booked twice", v.result.DoubleBooked)
+	}
+	for _, f := range tv.failures {
+		v.fail("healthy twin: %s", f)
+	}
+}
+
+// arrivalSpan is when the surge's last person arrives.
+func arrivalSpan(m Mode) time.Duration {
+	sched := load.Schedule{Shape: load.ShapeSpike, Rate: float64(m.SurgePeople) / m.SurgeDecay.Seconds(), Decay: m.SurgeDecay}
+	at, _ := sched.At(m.SurgePeople - 1)
+	return at
+}
+
+// serverErrors sums yeyakd's requests answered with a 5xx status.
+func serverErrors(met harness.Metrics) int64 {
+	var n float64
+	for _, s := range met["yeyak_http_requests_total"] {
+		if strings.HasPrefix(harness.Label(s.Labels, "code"), "5") {
+			n += s.Value
+		}
+	}
+	return int64(n)
+}
+
+// outcomes formats counts as k=v, sorted by key.
+func outcomes(m map[string]int64) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
+	}
+	return strings.Join(parts, " ")
+}
