@@ -2,8 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"maps"
+	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -19,9 +24,86 @@ func surgeScenario(m Mode) scenario {
 		what: fmt.Sprintf("%d people in a spike (time constant %v) into the waiting room, line open %v after the last arrival",
 			m.SurgePeople, m.SurgeDecay, m.SurgeLine),
 		twin: true, run: surge,
+		// Launch morning: the scenario warms today's digit group into the
+		// cache through the ops endpoint, as the schedule does before a
+		// rotation day opens (which, for the demo campaign, is already
+		// open; a short lead keeps the schedule off tomorrow's group).
+		args: []string{"--ops-token", surgeOpsToken, "--warm-lead", "1s", "--warm-rate", "50"},
 		// The twin is the same system that nobody surges: its waiting room
 		// starts at the ceiling, so the people it is fed pass in free flow.
 		twinArgs: []string{"--admission-initial", "1000"}}
+}
+
+// surgeOpsToken is the surge systems' ops token (loopback only).
+const surgeOpsToken = "chaos-surge-ops-token"
+
+// warm loads today's digit group into the system's eligibility cache with
+// the pre-warmer (POST /ops/warmer/start) and waits until it is done.
+func (s *system) warm(ctx context.Context, timeout time.Duration) (loaded int64, took time.Duration, err error) {
+	start := time.Now()
+	digit, err := load.TodayDigit(ctx, s.y.URL(), "demo", time.Now())
+	if err != nil {
+		return 0, 0, err
+	}
+	if digit < 0 {
+		return 0, 0, errors.New("the demo campaign has no rotation day today")
+	}
+	var st struct {
+		State  string `json:"state"`
+		Loaded int64  `json:"loaded"`
+		Errors int64  `json:"errors"`
+	}
+	ops := func(method, path string) error {
+		req, err := http.NewRequestWithContext(ctx, method, s.y.OpsURL()+path, nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+surgeOpsToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode >= 300 {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+			return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
+		}
+		return json.NewDecoder(resp.Body).Decode(&st)
+	}
+	if err := ops(http.MethodPost, fmt.Sprintf("/ops/warmer/start?digit=%d", digit)); err != nil {
+		return 0, 0, fmt.Errorf("start the warmer: %w", err)
+	}
+	deadline := time.Now().Add(timeout)
+	for st.State != "done" {
+		if time.Now().After(deadline) {
+			return st.Loaded, time.Since(start), fmt.Errorf("warmer not done after %v: %+v", timeout, st)
+		}
+		if !sleep(ctx, 200*time.Millisecond) {
+			return 0, 0, ctx.Err()
+		}
+		if err := ops(http.MethodGet, "/ops/warmer"); err != nil {
+			return 0, 0, fmt.Errorf("warmer status: %w", err)
+		}
+	}
+	return st.Loaded, time.Since(start), nil
+}
+
+// cpuUse is the CPU time each part of the surge's machine used.
+type cpuUse struct {
+	surged, twin, postgres, harness time.Duration
+}
+
+func readCPU(s, twin *system) cpuUse {
+	var u cpuUse
+	u.surged, _ = harness.ProcessCPU(s.y.Pid())
+	u.twin, _ = harness.ProcessCPU(twin.y.Pid())
+	u.postgres, _ = harness.TreeCPU(s.pg.Pid())
+	u.harness = harness.SelfCPU()
+	return u
+}
+
+func (u cpuUse) minus(o cpuUse) cpuUse {
+	return cpuUse{u.surged - o.surged, u.twin - o.twin, u.postgres - o.postgres, u.harness - o.harness}
 }
 
 // admissions records when the surged system let people into the booking
@@ -95,6 +177,23 @@ func surgeOutcome(o string) bool {
 //     scenarios.
 func surge(ctx context.Context, s, twin *system, v *verdict) {
 	m := s.mode
+	var werr [2]error
+	var wg sync.WaitGroup
+	for i, x := range []*system{s, twin} {
+		wg.Go(func() {
+			loaded, took, err := x.warm(ctx, m.Settle)
+			werr[i] = err
+			x.logf("warmed %d people in %.1fs", loaded, took.Seconds())
+		})
+	}
+	wg.Wait()
+	for i, err := range werr {
+		if err != nil {
+			v.fail("warm the cache of %s: %v", []string{s.name, twin.name}[i], err)
+			return
+		}
+	}
+	cpu0, wall0 := readCPU(s, twin), time.Now()
 	adm := &admissions{start: time.Now(), feed: make(chan struct{}, m.SurgePeople)}
 	var twinSum *load.Summary
 	var twinErr error
@@ -109,6 +208,7 @@ func surge(ctx context.Context, s, twin *system, v *verdict) {
 		queueDrain: m.SurgeLine, drain: m.SurgeLine + m.SurgeFinish})
 	close(adm.feed)
 	<-twinDone
+	cpu, wall := readCPU(s, twin).minus(cpu0), time.Since(wall0)
 	if err != nil {
 		v.fail("surge load: %v", err)
 		return
@@ -138,6 +238,16 @@ func surge(ctx context.Context, s, twin *system, v *verdict) {
 		return
 	}
 
+	// yeyakd's own latency per route (its histogram's buckets): what the
+	// server spent, against what the people waited.
+	for _, route := range []string{"POST /demo/token", "GET /v1/me/eligibility", "GET /v1/clinics", "POST /v1/bookings", "POST /v1/queue", "GET /v1/queue/{ticket}"} {
+		want := fmt.Sprintf("route=%q", route)
+		p := func(m harness.Metrics, q float64) float64 {
+			return 1000 * m.HistogramQuantile("yeyak_http_request_duration_seconds", q, want)
+		}
+		s.logf("yeyakd %-24s p50/p99 ms: surged %7.1f %7.1f | twin %7.1f %7.1f", route, p(met, 0.5), p(met, 0.99), p(twinMet, 0.5), p(twinMet, 0.99))
+	}
+
 	// The figures.
 	q := sum.Queue
 	rate, span := adm.rate()
@@ -149,6 +259,8 @@ func surge(ctx context.Context, s, twin *system, v *verdict) {
 	v.figure("%d still in line at the end, told a wait of p50 %.0fs, max %.0fs (position up to %d)",
 		q.InLine, q.InLineWaitP50S, q.InLineWaitMaxS, q.InLinePositionMax)
 	v.figure("outcomes %s", outcomes(sum.Outcomes))
+	v.figure("CPU over the %.0fs (of %.0f core-seconds): surged yeyakd %.0fs, twin %.0fs, PostgreSQL %.0fs, load generator and mock registry %.0fs",
+		wall.Seconds(), float64(runtime.NumCPU())*wall.Seconds(), cpu.surged.Seconds(), cpu.twin.Seconds(), cpu.postgres.Seconds(), cpu.harness.Seconds())
 	fives := serverErrors(met)
 	v.figure("5xx: %d answered to the load, %d counted by yeyakd", sum.ServerErrors, fives)
 
@@ -222,7 +334,6 @@ func surge(ctx context.Context, s, twin *system, v *verdict) {
 
 	// The database: settled, no one booked twice, the other invariants.
 	var tv verdict
-	var wg sync.WaitGroup
 	wg.Go(func() { s.settleAndCheck(ctx, v) })
 	wg.Go(func() { twin.settleAndCheck(ctx, &tv) })
 	wg.Wait()

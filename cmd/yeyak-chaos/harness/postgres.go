@@ -214,3 +214,14 @@ func (p *Postgres) LogTail(n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// Pid returns the postmaster's process id (from postmaster.pid), or 0.
+func (p *Postgres) Pid() int {
+	b, err := os.ReadFile(filepath.Join(p.data, "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pid, _ := strconv.Atoi(strings.TrimSpace(first))
+	return pid
+}

@@ -217,3 +217,13 @@ func (y *Yeyakd) LogContains(s string) bool {
 	b, err := os.ReadFile(y.logPath)
 	return err == nil && strings.Contains(string(b), s)
 }
+
+// Pid returns the running process's id, or 0.
+func (y *Yeyakd) Pid() int {
+	y.mu.Lock()
+	defer y.mu.Unlock()
+	if y.cmd == nil || y.cmd.Process == nil {
+		return 0
+	}
+	return y.cmd.Process.Pid
+}

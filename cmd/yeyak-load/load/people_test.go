@@ -1,7 +1,11 @@
 package load
 
 import (
+	"context"
+	"net/http"
+	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/yeyak/yeyak/booking"
 	"github.com/yeyak/yeyak/mocks/population"
@@ -143,5 +147,27 @@ func TestDigitOn(t *testing.T) {
 		if d := c.digitOn(booking.MustDate(day)); d != want {
 			t.Errorf("digitOn(%s) = %d, want %d", day, d, want)
 		}
+	}
+}
+
+// TestTodayDigit reads whose day it is from the target's campaign.
+func TestTodayDigit(t *testing.T) {
+	now := time.Date(2030, 3, 5, 12, 0, 0, 0, time.UTC) // 21:00 in Seoul, the same day
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"campaigns":[{"id":"demo","products":[{"id":"pfizer"}],"time_zone":"Asia/Seoul",
+			"vaccination":{"from":"2030-03-06","to":"2030-03-20"},
+			"rotation":{"starts":"2030-03-04","days":3,"digits":[1,6,2]}}]}`))
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	if d, err := TodayDigit(ctx, srv.URL, "demo", now); err != nil || d != 6 {
+		t.Errorf("digit %d %v, want 6 (the second rotation day)", d, err)
+	}
+	if d, err := TodayDigit(ctx, srv.URL, "demo", now.AddDate(0, 0, 5)); err != nil || d != -1 {
+		t.Errorf("after the rotation: digit %d %v, want -1", d, err)
+	}
+	if _, err := TodayDigit(ctx, srv.URL, "nope", now); err == nil {
+		t.Error("an unknown campaign was accepted")
 	}
 }

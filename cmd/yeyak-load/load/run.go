@@ -300,3 +300,20 @@ func (r *runner) progress(start time.Time) (stop func()) {
 	})
 	return func() { close(done); wg.Wait() }
 }
+
+// TodayDigit returns the rotation digit of today (in the campaign's time
+// zone, by now) of campaign on target, -1 when today is not a rotation
+// day: whose day it is, for a caller that prepares the target (say, warms
+// its cache) before a run.
+func TodayDigit(ctx context.Context, target, campaign string, now time.Time) (int, error) {
+	if err := CheckLoopback(ctx, target); err != nil {
+		return 0, err
+	}
+	cfg := Config{Target: target, Campaign: campaign}.withDefaults()
+	r := &runner{cfg: cfg, client: []*http.Client{NewClient(1, cfg.RequestTimeout)}}
+	c, err := r.campaign(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return c.digitOn(c.today(now)), nil
+}
