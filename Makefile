@@ -5,7 +5,7 @@ STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Packages that run goroutines of their own; they also run under -race.
 RACE_PKGS ?= ./booking/... ./adapter/... ./cache/... ./outbox/... ./cmd/yeyak-load/load ./cmd/yeyak-chaos/harness
 
-.PHONY: run test test-short race lint bench chaos chaos-short build fmt clean
+.PHONY: run test test-short race lint bench chaos chaos-short surge build fmt clean
 
 build:
 	$(GO) build -o bin/ ./cmd/...
@@ -30,13 +30,17 @@ lint:
 bench: build
 	./bin/yeyak-bench --yeyakd bin/yeyakd -o BENCHMARKS.md
 
-## chaos: the six fault scenarios in full (about 10 minutes; PostgreSQL server binaries), one PASS/FAIL line each, verdicts into BENCHMARKS.md
+## chaos: the six fault scenarios and the surge in full (about 15 minutes; PostgreSQL server binaries), one PASS/FAIL line each, verdicts into BENCHMARKS.md
 chaos: build
 	./bin/yeyak-chaos --yeyakd bin/yeyakd --report BENCHMARKS.md
 
 ## chaos-short: the same scenarios in seconds each (make test runs them as TestChaosShort)
 chaos-short: build
 	./bin/yeyak-chaos --short --yeyakd bin/yeyakd
+
+## surge: 50,000 people into the waiting room within seconds (about 5 minutes), its figures and verdict into BENCHMARKS.md
+surge: build
+	./bin/yeyak-chaos --run '^surge$$' --yeyakd bin/yeyakd --report BENCHMARKS.md
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

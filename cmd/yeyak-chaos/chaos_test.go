@@ -65,24 +65,48 @@ func TestFlags(t *testing.T) {
 
 func TestWriteReport(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "BENCHMARKS.md")
-	if err := os.WriteFile(path, []byte("# yeyak benchmarks\n\nfigures\n"), 0o644); err != nil {
+	legacy := "# yeyak benchmarks\n\nfigures\n\n" + harness.ChaosBegin + "\n## Chaos verdicts\n\nPASS old-line\n" + harness.ChaosEnd + "\n"
+	if err := os.WriteFile(path, []byte(legacy), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	read := func() string {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	at := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	// A surge-only run keeps what the section held (written before the
+	// parts had markers) and adds the surge's table.
+	sv := &verdict{name: "surge", booked: 7}
+	sv.row("people", "%d", 2000)
+	if err := writeReport(path, shortMode, []*verdict{sv}, at); err != nil {
+		t.Fatal(err)
+	}
+	doc := read()
+	if !strings.Contains(doc, "PASS old-line") || !strings.Contains(doc, "| people | 2000 |") || !strings.Contains(doc, "PASS surge") {
+		t.Fatalf("surge-only report:\n%s", doc)
 	}
 	pass := &verdict{name: "kafka-down", booked: 3}
 	fail := &verdict{name: "yeyakd-kill"}
 	fail.fail("acknowledged booking lost: b1")
-	at := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	if err := writeReport(path, shortMode, []*verdict{pass, fail}, at); err != nil {
 		t.Fatal(err)
 	}
 	if err := writeReport(path, shortMode, []*verdict{pass}, at); err != nil { // replaces, never appends twice
 		t.Fatal(err)
 	}
-	b, _ := os.ReadFile(path)
-	doc := string(b)
+	doc = read()
 	if !strings.HasPrefix(doc, "# yeyak benchmarks\n\nfigures\n") || strings.Count(doc, "## Chaos verdicts") != 1 ||
-		!strings.Contains(doc, "PASS kafka-down") || strings.Contains(doc, "yeyakd-kill") {
-		t.Errorf("report:\n%s", doc)
+		!strings.Contains(doc, "PASS kafka-down") || strings.Contains(doc, "yeyakd-kill") || strings.Contains(doc, "old-line") {
+		t.Errorf("fault scenarios replaced:\n%s", doc)
+	}
+	if strings.Count(doc, "## Surge") != 1 || !strings.Contains(doc, "| people | 2000 |") {
+		t.Errorf("the surge part was not kept:\n%s", doc)
+	}
+	if harness.Section(doc, harness.ChaosBegin, harness.ChaosEnd) == "" {
+		t.Errorf("no chaos section (yeyak-bench keeps it by its markers):\n%s", doc)
 	}
 }
 

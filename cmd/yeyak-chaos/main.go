@@ -130,23 +130,72 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 	return failed, nil
 }
 
-// writeReport puts the verdicts into the chaos section of path.
+// writeReport puts the verdicts into the chaos section of path: the fault
+// scenarios' lines and the surge's figures, each replacing its previous
+// version only when this run has it.
 func writeReport(path string, m Mode, verdicts []*verdict, at time.Time) error {
 	old, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "## Chaos verdicts\n\n")
-	fmt.Fprintf(&b, "`make chaos` (cmd/yeyak-chaos, %s mode) on %s: each scenario runs the real yeyakd on its own PostgreSQL instance with kfake and the mock registry, under a yeyak-load stream, injects one fault, stops the load, waits until the system has settled and checks the invariants in the database and the registry. Registry scenarios compare the booking p99 of cached people with a healthy twin system under the same load at the same time.\n\n",
-		m.Name, at.UTC().Format("2006-01-02 15:04 MST"))
-	b.WriteString("```\n")
-	for _, v := range verdicts {
-		b.WriteString(v.line() + "\n")
+	doc := string(old)
+	prev := harness.Inner(doc, harness.ChaosBegin, harness.ChaosEnd)
+	faults := harness.Inner(prev, harness.FaultsBegin, harness.FaultsEnd)
+	if faults == "" && !strings.Contains(prev, harness.SurgeBegin) {
+		faults = prev // a section written before the parts had markers
 	}
-	b.WriteString("```\n")
-	doc := harness.Splice(string(old), harness.ChaosBegin, harness.ChaosEnd, b.String())
+	surgePart := harness.Inner(prev, harness.SurgeBegin, harness.SurgeEnd)
+	var faultLines []*verdict
+	for _, v := range verdicts {
+		if v.name == "surge" {
+			surgePart = surgeReport(m, v, at)
+		} else {
+			faultLines = append(faultLines, v)
+		}
+	}
+	if len(faultLines) > 0 {
+		var b strings.Builder
+		fmt.Fprintf(&b, "## Chaos verdicts\n\n")
+		fmt.Fprintf(&b, "`make chaos` (cmd/yeyak-chaos, %s mode) on %s: each scenario runs the real yeyakd on its own PostgreSQL instance with kfake and the mock registry, under a yeyak-load stream, injects one fault, stops the load, waits until the system has settled and checks the invariants in the database and the registry. Registry scenarios compare the booking p99 of cached people with a healthy twin system under the same load at the same time.\n\n",
+			m.Name, at.UTC().Format("2006-01-02 15:04 MST"))
+		b.WriteString("```\n")
+		for _, v := range faultLines {
+			b.WriteString(v.line() + "\n")
+		}
+		b.WriteString("```")
+		faults = b.String()
+	}
+	var body strings.Builder
+	if faults != "" {
+		body.WriteString(harness.FaultsBegin + "\n" + faults + "\n" + harness.FaultsEnd + "\n")
+	}
+	if surgePart != "" {
+		if body.Len() > 0 {
+			body.WriteString("\n")
+		}
+		body.WriteString(harness.SurgeBegin + "\n" + surgePart + "\n" + harness.SurgeEnd + "\n")
+	}
+	doc = harness.Splice(doc, harness.ChaosBegin, harness.ChaosEnd, body.String())
 	return os.WriteFile(path, []byte(doc), 0o644)
+}
+
+// surgeReport is the surge's part of the report: its figures as a table,
+// the verdict, the command.
+func surgeReport(m Mode, v *verdict, at time.Time) string {
+	var b strings.Builder
+	word := "PASS"
+	if !v.ok() {
+		word = "FAIL"
+	}
+	fmt.Fprintf(&b, "## Surge: a crowd into the waiting room (issue 10)\n\n")
+	fmt.Fprintf(&b, "`make surge` (cmd/yeyak-chaos --run '^surge$', %s mode) on %s: **%s**. The real yeyakd (--demo, waiting room on at its defaults: floor 10/s, ceiling 1000/s, AIMD) on its own PostgreSQL instance, the cache warmed with today's digit group as before a rotation day; %d people arrive within seconds (yeyak-load spike), join the line when told 429 queue_required, poll as Retry-After says and book with their pass. A twin system nobody surges is fed one person for each person the surged system admits, at that moment: its booking p99 is the healthy range (×%.1f, on the bootstrap's 95%% lower bound). Checks come from the load's summary, yeyakd's metrics (its request counter, the queue's tickets, admissions and line) and the database.\n\n",
+		m.Name, at.UTC().Format("2006-01-02 15:04 MST"), word, m.SurgePeople, p99Factor)
+	b.WriteString("| figure | value |\n|---|---|\n")
+	for _, r := range v.rows {
+		fmt.Fprintf(&b, "| %s | %s |\n", r[0], r[1])
+	}
+	b.WriteString("\n```\n" + v.line() + "\n```\n\nReproduce: `make surge` (or `yeyak-chaos --run '^surge$' -v`; `--short` for the CI size).")
+	return b.String()
 }
 
 // startSystems starts the scenario's system and, for a twin scenario, its

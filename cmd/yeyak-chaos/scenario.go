@@ -70,6 +70,13 @@ type verdict struct {
 	// mid-flight): a retry with that key gets 409 until the key expires.
 	stuckKeys int
 	took      time.Duration
+	// rows are figures for the report's table (label, value).
+	rows [][2]string
+}
+
+// row adds a figure to the report's table.
+func (v *verdict) row(label, format string, args ...any) {
+	v.rows = append(v.rows, [2]string{label, fmt.Sprintf(format, args...)})
 }
 
 func (v *verdict) fail(format string, args ...any) {

@@ -253,16 +253,29 @@ func surge(ctx context.Context, s, twin *system, v *verdict) {
 	rate, span := adm.rate()
 	wait := sum.Steps[load.StepQueueWait]
 	v.figure("%d people arrived in %.1fs, run %.0fs", sum.People.Started, arrivalSpan(m).Seconds(), sum.ElapsedSeconds)
+	v.row("people", "%d arriving in %.1f s (spike, time constant %v; %d within the first %v)", sum.People.Started, arrivalSpan(m).Seconds(), m.SurgeDecay,
+		load.Schedule{Shape: load.ShapeSpike, Rate: float64(m.SurgePeople) / m.SurgeDecay.Seconds(), Decay: m.SurgeDecay}.Total(4*m.SurgeDecay), 4*m.SurgeDecay)
+	v.row("run", "%.0f s: the line open %v after the last arrival, then %v for the admitted to finish", sum.ElapsedSeconds, m.SurgeLine, m.SurgeFinish)
 	v.figure("admitted %d (%d from the line) at %.1f/s over %.0fs, admission rate at the end %.0f/s",
 		sum.Admitted, q.Admitted, rate, span.Seconds(), met.Value("yeyak_admission_rate"))
 	v.figure("wait in line p50/p99/max %.1f/%.1f/%.1fs", wait.P50Ms/1000, wait.P99Ms/1000, wait.MaxMs/1000)
+	v.row("admitted", "%d (%d with a pass from the line, the others in free flow before it formed): %.1f people/s over %.0f s; admission rate at the end %.0f/s",
+		sum.Admitted, q.Admitted, rate, span.Seconds(), met.Value("yeyak_admission_rate"))
+	v.row("wait in line of the admitted, p50 / p99 / max", "%.1f s / %.1f s / %.1f s", wait.P50Ms/1000, wait.P99Ms/1000, wait.MaxMs/1000)
+	v.row("still in line at the end", "%d, each told a position and an estimated wait: p50 %.0f s, p99 %.0f s, max %.0f s (position up to %d)",
+		q.InLine, q.InLineWaitP50S, q.InLineWaitP99S, q.InLineWaitMaxS, q.InLinePositionMax)
+	v.row("outcomes", "%s", outcomes(sum.Outcomes))
+	v.row("booked", "%d (%.1f bookings/s over the run)", sum.Booked, float64(sum.Booked)/max(sum.ElapsedSeconds, 1e-9))
 	v.figure("%d still in line at the end, told a wait of p50 %.0fs, max %.0fs (position up to %d)",
 		q.InLine, q.InLineWaitP50S, q.InLineWaitMaxS, q.InLinePositionMax)
 	v.figure("outcomes %s", outcomes(sum.Outcomes))
+	v.row("CPU time over the run", "surged yeyakd %.0f s, twin %.0f s, PostgreSQL (both) %.0f s, load generator and mock registry %.0f s, of %.0f core-seconds",
+		cpu.surged.Seconds(), cpu.twin.Seconds(), cpu.postgres.Seconds(), cpu.harness.Seconds(), float64(runtime.NumCPU())*wall.Seconds())
 	v.figure("CPU over the %.0fs (of %.0f core-seconds): surged yeyakd %.0fs, twin %.0fs, PostgreSQL %.0fs, load generator and mock registry %.0fs",
 		wall.Seconds(), float64(runtime.NumCPU())*wall.Seconds(), cpu.surged.Seconds(), cpu.twin.Seconds(), cpu.postgres.Seconds(), cpu.harness.Seconds())
 	fives := serverErrors(met)
 	v.figure("5xx: %d answered to the load, %d counted by yeyakd", sum.ServerErrors, fives)
+	v.row("5xx answers", "%d seen by the load, %d counted by yeyakd", sum.ServerErrors, fives)
 
 	// Zero 5xx, nobody dropped or unexplained.
 	if sum.ServerErrors > 0 || fives > 0 {
@@ -300,6 +313,7 @@ func surge(ctx context.Context, s, twin *system, v *verdict) {
 	waiting := int64(met.Value("yeyak_admission_waiting"))
 	pending := int64(met.Value("yeyak_admission_pending"))
 	v.figure("queue: %d tickets, %d admitted from the line, %d waiting (yeyakd)", tickets, admitted, waiting)
+	v.row("the queue's books (yeyakd)", "%d tickets = %d admitted + %d waiting + %d pending; the load gave %d people a new place", tickets, admitted, waiting, pending, q.Joined)
 	switch {
 	case tickets != q.Joined:
 		v.fail("queue: yeyakd issued %d tickets, %d people were given a new place", tickets, q.Joined)
@@ -321,6 +335,11 @@ func surge(ctx context.Context, s, twin *system, v *verdict) {
 			cmp.faultP99, cmp.faultN, cmp.healthyP99, cmp.healthyN, cmp.ratio, cmp.lower, p99Factor,
 			1000*met.HistogramQuantile("yeyak_http_request_duration_seconds", 0.99, `route="POST /v1/bookings"`),
 			1000*twinMet.HistogramQuantile("yeyak_http_request_duration_seconds", 0.99, `route="POST /v1/bookings"`))
+		v.row("booking p99, admitted people", "%.0f ms (%d calls); yeyakd's own p99 %.0f ms", cmp.faultP99, cmp.faultN,
+			1000*met.HistogramQuantile("yeyak_http_request_duration_seconds", 0.99, `route="POST /v1/bookings"`))
+		v.row("booking p99, healthy twin at the admitted rate", "%.0f ms (%d calls); yeyakd's own p99 %.0f ms", cmp.healthyP99, cmp.healthyN,
+			1000*twinMet.HistogramQuantile("yeyak_http_request_duration_seconds", 0.99, `route="POST /v1/bookings"`))
+		v.row("ratio (limit ×1.5)", "%.2f× (at least %.2f× at 95%%)", cmp.ratio, cmp.lower)
 		switch {
 		case cmp.healthyN < m.MinSamples || cmp.faultN < m.MinSamples:
 			v.fail("p99: too few booking calls to compare (twin %d, surged %d, need %d each)", cmp.healthyN, cmp.faultN, m.MinSamples)
@@ -339,6 +358,7 @@ func surge(ctx context.Context, s, twin *system, v *verdict) {
 	wg.Wait()
 	if v.result != nil {
 		v.figure("%d people booked twice", v.result.DoubleBooked)
+		v.row("people booked twice", "%d (database: one active booking per person and dose; acknowledgements: no two open bookings to one person)", v.result.DoubleBooked)
 	}
 	for _, f := range tv.failures {
 		v.fail("healthy twin: %s", f)

@@ -9,6 +9,26 @@ const (
 	ChaosEnd   = "<!-- end of chaos verdicts -->"
 )
 
+// Inside the chaos section, the fault scenarios' verdicts and the surge's
+// figures have markers of their own, so a run of either part (make surge)
+// replaces that part and keeps the other.
+const (
+	FaultsBegin = "<!-- fault scenarios -->"
+	FaultsEnd   = "<!-- end of fault scenarios -->"
+	SurgeBegin  = "<!-- surge -->"
+	SurgeEnd    = "<!-- end of surge -->"
+)
+
+// Inner returns the text between begin and end in doc, markers excluded
+// and trimmed of surrounding newlines; "" when doc has none.
+func Inner(doc, begin, end string) string {
+	sec := Section(doc, begin, end)
+	if sec == "" {
+		return ""
+	}
+	return strings.Trim(sec[len(begin):len(sec)-len(end)], "\n")
+}
+
 // Section returns the text between begin and end in doc (markers
 // included), or "" when doc has none.
 func Section(doc, begin, end string) string {
