@@ -530,18 +530,8 @@ func (s *Service) Cancel(ctx context.Context, personID, bookingID, traceparent s
 			return nil, err
 		}
 		now := s.now()
-		out := *b
-		out.Status, out.CancelReason, out.UpdatedAt = StatusCancelled, ReasonPerson, now.UTC()
-		cancel := []*Booking{&out}
-		if linked != nil {
-			l := *linked
-			l.Status, l.CancelReason, l.UpdatedAt = StatusCancelled, ReasonDose1Cancelled, now.UTC()
-			cancel = append(cancel, &l)
-		}
-		events := make([]Event, len(cancel))
-		for i, x := range cancel {
-			events[i] = NewEvent(EventBookingCancelled, x, nil, traceparent, now)
-		}
+		cancel, events := cancellation(b, linked, ReasonPerson, traceparent, now)
+		out := cancel[0]
 		err = s.store.CancelBookings(ctx, cancel, events)
 		if ErrorCode(err) == EALREADYCANCELLED && len(cancel) > 1 && attempt < 3 {
 			continue // one of the two was cancelled meanwhile: read them again
@@ -553,7 +543,7 @@ func (s *Service) Cancel(ctx context.Context, personID, bookingID, traceparent s
 			s.log.InfoContext(ctx, "booking cancelled", "booking_id", x.ID, "campaign_id", c.ID, "dose", x.Dose, "wave", x.Wave, "reason", x.CancelReason)
 		}
 		s.personChanged(ctx, personID)
-		return &out, nil
+		return out, nil
 	}
 }
 
@@ -774,18 +764,8 @@ func (s *Service) CancelProvisional(ctx context.Context, bookingID, reason strin
 			return nil, err
 		}
 		now := s.now()
-		out := *b
-		out.Status, out.CancelReason, out.UpdatedAt = StatusCancelled, reason, now.UTC()
-		cancel := []*Booking{&out}
-		if linked != nil {
-			l := *linked
-			l.Status, l.CancelReason, l.UpdatedAt = StatusCancelled, ReasonDose1Cancelled, now.UTC()
-			cancel = append(cancel, &l)
-		}
-		events := make([]Event, len(cancel))
-		for i, x := range cancel {
-			events[i] = NewEvent(EventBookingCancelled, x, nil, "", now)
-		}
+		cancel, events := cancellation(b, linked, reason, "", now)
+		out := cancel[0]
 		err = s.store.CancelBookings(ctx, cancel, events)
 		if ErrorCode(err) == EALREADYCANCELLED && attempt < 3 {
 			continue // cancelled meanwhile: read again (and answer idempotently)
@@ -797,6 +777,25 @@ func (s *Service) CancelProvisional(ctx context.Context, bookingID, reason strin
 			s.log.InfoContext(ctx, "provisional booking cancelled", "booking_id", x.ID, "campaign_id", x.CampaignID, "reason", x.CancelReason)
 		}
 		s.personChanged(ctx, b.PersonID)
-		return &out, nil
+		return out, nil
 	}
+}
+
+// cancellation is what cancelling b (for reason) writes: b cancelled, and
+// its linked dose 2 (when active) cancelled with ReasonDose1Cancelled, with
+// one BookingCancelled event each.
+func cancellation(b, linked *Booking, reason, traceparent string, now time.Time) ([]*Booking, []Event) {
+	out := *b
+	out.Status, out.CancelReason, out.UpdatedAt = StatusCancelled, reason, now.UTC()
+	cancel := []*Booking{&out}
+	if linked != nil {
+		l := *linked
+		l.Status, l.CancelReason, l.UpdatedAt = StatusCancelled, ReasonDose1Cancelled, now.UTC()
+		cancel = append(cancel, &l)
+	}
+	events := make([]Event, len(cancel))
+	for i, x := range cancel {
+		events[i] = NewEvent(EventBookingCancelled, x, nil, traceparent, now)
+	}
+	return cancel, events
 }

@@ -35,19 +35,9 @@ func newWaitingRoomEnv(t *testing.T) (*env, *admClock) {
 		v := cfg.Verifier
 		var err error
 		adm, err = admission.New(admission.Config{
-			Keys: []admission.Key{{ID: "k1", Secret: []byte("0123456789abcdef0123")}},
-			PersonFunc: func(r *http.Request) (string, bool) {
-				if id, ok := httpapi.IdentityFrom(r.Context()); ok {
-					return id.PersonID, true
-				}
-				tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-				if !ok {
-					return "", false
-				}
-				id, err := v.Verify(r.Context(), tok)
-				return id.PersonID, err == nil
-			},
-			Floor: 1, Ceiling: 1, RequestsPerAdmit: 1, PassTTL: time.Minute,
+			Keys:       []admission.Key{{ID: "k1", Secret: []byte("0123456789abcdef0123")}},
+			PersonFunc: httpapi.PersonOf(v),
+			Floor:      1, Ceiling: 1, RequestsPerAdmit: 1, PassTTL: time.Minute,
 			Now: clk.now, ShuffleSeed: []byte("fixed"),
 		})
 		if err != nil {

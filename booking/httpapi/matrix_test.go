@@ -114,19 +114,9 @@ func withQueue(t *testing.T, cfg *httpapi.Config) {
 	{
 		v := cfg.Verifier
 		adm, err := admission.New(admission.Config{
-			Keys: []admission.Key{{ID: "k1", Secret: []byte("0123456789abcdef0123")}},
-			PersonFunc: func(r *http.Request) (string, bool) {
-				if id, ok := httpapi.IdentityFrom(r.Context()); ok {
-					return id.PersonID, true
-				}
-				tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-				if !ok {
-					return "", false
-				}
-				id, err := v.Verify(r.Context(), tok)
-				return id.PersonID, err == nil
-			},
-			Floor: 1000, Ceiling: 1000, // the real clock: the line moves on
+			Keys:       []admission.Key{{ID: "k1", Secret: []byte("0123456789abcdef0123")}},
+			PersonFunc: httpapi.PersonOf(v),
+			Floor:      1000, Ceiling: 1000, // the real clock: the line moves on
 		})
 		if err != nil {
 			t.Fatal(err)

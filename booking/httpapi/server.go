@@ -291,6 +291,25 @@ func WithIdentity(ctx context.Context, id auth.Identity) context.Context {
 	return context.WithValue(ctx, identityKey{}, id)
 }
 
+// PersonOf returns a function giving the verified person of a request:
+// from the context when the API already verified the token (the Flow
+// wrappers), else by verifying the bearer token with v (routes mounted
+// outside the API's authentication, such as the waiting room's). For
+// admission.Config.PersonFunc.
+func PersonOf(v Verifier) func(*http.Request) (string, bool) {
+	return func(r *http.Request) (string, bool) {
+		if id, ok := IdentityFrom(r.Context()); ok {
+			return id.PersonID, true
+		}
+		tok, err := auth.ParseAuthorization(r.Header.Get("Authorization"))
+		if err != nil {
+			return "", false
+		}
+		id, err := v.Verify(r.Context(), tok)
+		return id.PersonID, err == nil
+	}
+}
+
 // flow wraps h in the configured Flow wrappers, the first outermost.
 func (s *Server) flow(h http.Handler) http.Handler {
 	for i := len(s.cfg.Flow) - 1; i >= 0; i-- {
@@ -628,15 +647,24 @@ func timePtr(t time.Time) *time.Time {
 	return &u
 }
 
-func (s *Server) book(w http.ResponseWriter, r *http.Request, id auth.Identity) {
-	key := r.Header.Get("Idempotency-Key")
-	if err := checkIdempotencyKey(key); err != nil {
-		s.fail(w, r, id.PersonID, err)
-		return
+// keyAndBody reads the Idempotency-Key and the JSON body of a
+// booking-creating request, answering the error itself when either is bad.
+func (s *Server) keyAndBody(w http.ResponseWriter, r *http.Request, id auth.Identity) (key string, body []byte, ok bool) {
+	key = r.Header.Get("Idempotency-Key")
+	err := checkIdempotencyKey(key)
+	if err == nil {
+		body, err = readJSONBody(w, r)
 	}
-	body, err := readJSONBody(w, r)
 	if err != nil {
 		s.fail(w, r, id.PersonID, err)
+		return "", nil, false
+	}
+	return key, body, true
+}
+
+func (s *Server) book(w http.ResponseWriter, r *http.Request, id auth.Identity) {
+	key, body, ok := s.keyAndBody(w, r, id)
+	if !ok {
 		return
 	}
 	req, err := DecodeBookingRequest(body)
@@ -656,14 +684,8 @@ func (s *Server) book(w http.ResponseWriter, r *http.Request, id auth.Identity) 
 // come from the snapshot's geo index, nearest first; the service tries them
 // in order, passing over any sold out meanwhile.
 func (s *Server) assign(w http.ResponseWriter, r *http.Request, id auth.Identity) {
-	key := r.Header.Get("Idempotency-Key")
-	if err := checkIdempotencyKey(key); err != nil {
-		s.fail(w, r, id.PersonID, err)
-		return
-	}
-	body, err := readJSONBody(w, r)
-	if err != nil {
-		s.fail(w, r, id.PersonID, err)
+	key, body, ok := s.keyAndBody(w, r, id)
+	if !ok {
 		return
 	}
 	req, err := DecodeAssignRequest(body)

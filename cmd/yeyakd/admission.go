@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"strings"
 	"time"
 
@@ -54,26 +53,6 @@ func redisOptions(url string) (*redis.Options, error) {
 	return o, nil
 }
 
-// identityFunc returns the verified person of a request: from the context
-// when the API already verified the token, else by verifying it here (the
-// queue endpoints are mounted outside the API's authentication).
-func identityFunc(v httpapi.Verifier) func(*http.Request) (string, bool) {
-	return func(r *http.Request) (string, bool) {
-		if id, ok := httpapi.IdentityFrom(r.Context()); ok {
-			return id.PersonID, true
-		}
-		tok := strings.TrimSpace(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
-		if tok == "" || tok == r.Header.Get("Authorization") {
-			return "", false
-		}
-		id, err := v.Verify(r.Context(), tok)
-		if err != nil {
-			return "", false
-		}
-		return id.PersonID, true
-	}
-}
-
 // newAdmission builds the waiting room from the configuration; the
 // openings are those of every campaign in the store at start.
 func newAdmission(cfg *config, campaigns []*booking.Campaign, v httpapi.Verifier, rdb redis.UniversalClient,
@@ -96,7 +75,7 @@ func newAdmission(cfg *config, campaigns []*booking.Campaign, v httpapi.Verifier
 	}
 	openings = spreadOpenings(openings, cfg.AdmissionPreOpen)
 	acfg := admission.Config{
-		Keys: keys, PersonFunc: identityFunc(v),
+		Keys: keys, PersonFunc: httpapi.PersonOf(v),
 		Floor: cfg.AdmissionFloor, Ceiling: cfg.AdmissionCeiling, Initial: cfg.AdmissionInitial,
 		PassTTL: cfg.AdmissionPassTTL, PreOpening: cfg.AdmissionPreOpen, Openings: openings,
 		Now: now, Registerer: reg, Logger: log,
