@@ -39,6 +39,13 @@ type Mode struct {
 	// then the line closes (those still in it keep their place) and the
 	// admitted people get SurgeFinish to finish booking.
 	SurgeLine, SurgeFinish time.Duration
+	// JudgeSurgeP99 makes the surge's booking p99 against the twin's a
+	// verdict; without it the ratio is a figure only. The short crowd
+	// (2,000 people) is one burst of a few seconds whose tail, on a shared
+	// 2-core machine, swings with what else runs (0.66× and 4.25× in two
+	// runs in a row): a verdict on it would be a coin toss, and CI must not
+	// flake. The full run judges it.
+	JudgeSurgeP99 bool
 }
 
 var (
@@ -48,7 +55,7 @@ var (
 		KafkaDown: 30 * time.Second, PostgresDown: 10 * time.Second,
 		Drain: 60 * time.Second, Settle: 3 * time.Minute, MinSamples: 500,
 		SurgePeople: 50_000, SurgeDecay: 2 * time.Second, SurgeSources: 500, SurgeConns: 2000,
-		SurgeLine: 150 * time.Second, SurgeFinish: 30 * time.Second}
+		SurgeLine: 150 * time.Second, SurgeFinish: 30 * time.Second, JudgeSurgeP99: true}
 	shortMode = Mode{Name: "short", People: 20_000, Clinics: 30, Rate: 30,
 		Fault:  5 * time.Second,
 		Stream: 8 * time.Second, FaultAt: 2 * time.Second,

@@ -174,7 +174,7 @@ func surgeOutcome(o string) bool {
 //   - the booking p99 of admitted people within 1.5× the twin's (the
 //     healthy range: the p99 of the same stream without the crowd),
 //     judged on the bootstrap's 95% lower bound as in the registry
-//     scenarios.
+//     scenarios (in full mode; see Mode.JudgeSurgeP99).
 func surge(ctx context.Context, s, twin *system, v *verdict) {
 	m := s.mode
 	var werr [2]error
@@ -341,6 +341,8 @@ func surge(ctx context.Context, s, twin *system, v *verdict) {
 			1000*twinMet.HistogramQuantile("yeyak_http_request_duration_seconds", 0.99, `route="POST /v1/bookings"`))
 		v.row("ratio (limit ×1.5)", "%.2f× (at least %.2f× at 95%%)", cmp.ratio, cmp.lower)
 		switch {
+		case !m.JudgeSurgeP99:
+			v.figure("p99 ratio not judged in %s mode", m.Name)
 		case cmp.healthyN < m.MinSamples || cmp.faultN < m.MinSamples:
 			v.fail("p99: too few booking calls to compare (twin %d, surged %d, need %d each)", cmp.healthyN, cmp.faultN, m.MinSamples)
 		case cmp.exceeds(p99Factor):

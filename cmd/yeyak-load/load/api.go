@@ -108,8 +108,12 @@ func (v *visitor) once(ctx context.Context, rq request) answer {
 	if rq.flow && v.pass != "" {
 		req.Header.Set(v.r.cfg.PassHeader, v.pass)
 	}
+	c := v.client
+	if rq.step == StepQueueJoin || rq.step == StepQueuePoll {
+		c = v.queue
+	}
 	start := time.Now()
-	resp, err := v.client.Do(req)
+	resp, err := c.Do(req)
 	var a answer
 	if err != nil {
 		a = answer{code: CodeTransport, retryable: true}

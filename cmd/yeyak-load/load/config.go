@@ -180,8 +180,9 @@ type Config struct {
 	// one machine. 0 means 64; 1 means the kernel's choice (127.0.0.1). An
 	// IPv6 target is always reached from ::1.
 	Sources int
-	// Conns caps the connections to the target, over all sources. 0 means
-	// 256.
+	// Conns caps the connections to the target, over all sources, of the
+	// booking flow; the waiting room's calls have as many again of their
+	// own. 0 means 256.
 	Conns int
 	// RequestTimeout bounds each HTTP call. 0 means 30 s.
 	RequestTimeout time.Duration

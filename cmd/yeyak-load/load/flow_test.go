@@ -353,7 +353,22 @@ func TestQueueDrainLeavesTheLine(t *testing.T) {
 		ids[i] = i
 	}
 	var hook atomic.Int64
-	sum := runOne(t, lineTarget(t, 2), Config{Shape: ShapeSpike, Count: 20, Rate: 200, Decay: 100 * time.Millisecond,
+	// Which connections the waiting room's calls and the booking flow's
+	// calls came over: never the same (people do not share connections).
+	var connMu sync.Mutex
+	queueConns, flowConns := map[string]bool{}, map[string]bool{}
+	target := lineTarget(t, 2)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		connMu.Lock()
+		if strings.HasPrefix(r.URL.Path, "/v1/queue") {
+			queueConns[r.RemoteAddr] = true
+		} else if strings.HasPrefix(r.URL.Path, "/v1/") {
+			flowConns[r.RemoteAddr] = true
+		}
+		connMu.Unlock()
+		target.ServeHTTP(w, r)
+	})
+	sum := runOne(t, h, Config{Shape: ShapeSpike, Count: 20, Rate: 200, Decay: 100 * time.Millisecond,
 		People: ids, MaxInFlight: 20, QueueDrain: time.Second, Drain: 20 * time.Second, OnAdmitted: func() { hook.Add(1) }})
 	q := sum.Queue
 	if len(sum.Errors) != 0 || sum.People.Abandoned != 0 {
@@ -370,6 +385,16 @@ func TestQueueDrainLeavesTheLine(t *testing.T) {
 	}
 	if sum.Booked+q.InLine != 20 || sum.Admitted != hook.Load() || sum.Admitted < sum.Booked {
 		t.Errorf("booked %d + in line %d of 20; admitted %d, hook %d", sum.Booked, q.InLine, sum.Admitted, hook.Load())
+	}
+	connMu.Lock()
+	defer connMu.Unlock()
+	if len(queueConns) == 0 || len(flowConns) == 0 {
+		t.Fatalf("queue connections %d, flow connections %d", len(queueConns), len(flowConns))
+	}
+	for c := range queueConns {
+		if flowConns[c] {
+			t.Errorf("connection %s carried both waiting-room and booking-flow calls", c)
+		}
 	}
 }
 

@@ -21,6 +21,11 @@ import (
 type runner struct {
 	cfg    Config
 	client []*http.Client // one per source address; person k uses client[k % len]
+	// queue are the connections of waiting-room calls, apart from client:
+	// each person of a crowd has connections of their own, so thousands
+	// polling the line never hold up an admitted person's booking call in
+	// the load tool (only the target's own queues can).
+	queue []*http.Client
 	rec    *recorder
 	camp   *campaignInfo
 	digit  int
@@ -48,7 +53,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		return nil, err
 	}
 	r := &runner{cfg: cfg, rec: newRecorder(cfg.Record), runID: cfg.RunID}
-	r.client = clients(cfg)
+	r.client, r.queue = clients(cfg), clients(cfg)
 	if r.runID == "" {
 		b := make([]byte, 4)
 		_, _ = crand.Read(b)
@@ -110,7 +115,8 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 }
 
 // clients builds the HTTP clients: cfg.Client, or one per source address
-// sharing cfg.Conns connections.
+// sharing cfg.Conns connections. The booking flow and the waiting room get
+// a set each.
 func clients(cfg Config) []*http.Client {
 	if cfg.Client != nil {
 		return []*http.Client{cfg.Client}
@@ -183,7 +189,7 @@ func (r *runner) start(flowCtx context.Context, people *sync.WaitGroup, k int) <
 		return nil
 	}
 	v := &visitor{r: r, p: p, class: r.picker.classOf(p), rng: rand.New(rand.NewPCG(r.cfg.PersonSeed, uint64(k))),
-		client: r.client[k%len(r.client)]}
+		client: r.client[k%len(r.client)], queue: r.queue[k%len(r.queue)]}
 	r.rec.started.Add(1)
 	r.rec.inFlight.Add(1)
 	done := make(chan struct{})

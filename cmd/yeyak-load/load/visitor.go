@@ -16,6 +16,7 @@ import (
 type visitor struct {
 	r      *runner
 	client *http.Client // the person's connections, from their source address
+	queue  *http.Client // their connections for the waiting room
 	p      population.Person
 	class  int
 	rng    *rand.Rand
