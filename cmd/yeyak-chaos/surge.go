@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"net/http"
 	"runtime"
 	"slices"
@@ -256,10 +257,10 @@ func surge(ctx context.Context, s, twin *system, v *verdict) {
 	v.row("people", "%d arriving in %.1f s (spike, time constant %v; %d within the first %v)", sum.People.Started, arrivalSpan(m).Seconds(), m.SurgeDecay,
 		load.Schedule{Shape: load.ShapeSpike, Rate: float64(m.SurgePeople) / m.SurgeDecay.Seconds(), Decay: m.SurgeDecay}.Total(4*m.SurgeDecay), 4*m.SurgeDecay)
 	v.row("run", "%.0f s: the line open %v after the last arrival, then %v for the admitted to finish", sum.ElapsedSeconds, m.SurgeLine, m.SurgeFinish)
-	v.figure("admitted %d (%d from the line) at %.1f/s over %.0fs, admission rate at the end %.0f/s",
+	v.figure("admitted %d (%d with a pass from the line) at %.1f/s over %.0fs, admission rate at the end %.0f/s",
 		sum.Admitted, q.Admitted, rate, span.Seconds(), met.Value("yeyak_admission_rate"))
 	v.figure("wait in line p50/p99/max %.1f/%.1f/%.1fs", wait.P50Ms/1000, wait.P99Ms/1000, wait.MaxMs/1000)
-	v.row("admitted", "%d (%d with a pass from the line, the others in free flow before it formed): %.1f people/s over %.0f s; admission rate at the end %.0f/s",
+	v.row("admitted", "%d people reached the booking flow (a 2xx; in free flow before the line formed, or with one of the %d passes the line gave): %.1f people/s over %.0f s; admission rate at the end %.0f/s",
 		sum.Admitted, q.Admitted, rate, span.Seconds(), met.Value("yeyak_admission_rate"))
 	v.row("wait in line of the admitted, p50 / p99 / max", "%.1f s / %.1f s / %.1f s", wait.P50Ms/1000, wait.P99Ms/1000, wait.MaxMs/1000)
 	v.row("still in line at the end", "%d, each told a position and an estimated wait: p50 %.0f s, p99 %.0f s, max %.0f s (position up to %d)",
@@ -335,10 +336,10 @@ func surge(ctx context.Context, s, twin *system, v *verdict) {
 			cmp.faultP99, cmp.faultN, cmp.healthyP99, cmp.healthyN, cmp.ratio, cmp.lower, p99Factor,
 			1000*met.HistogramQuantile("yeyak_http_request_duration_seconds", 0.99, `route="POST /v1/bookings"`),
 			1000*twinMet.HistogramQuantile("yeyak_http_request_duration_seconds", 0.99, `route="POST /v1/bookings"`))
-		v.row("booking p99, admitted people", "%.0f ms (%d calls); yeyakd's own p99 %.0f ms", cmp.faultP99, cmp.faultN,
-			1000*met.HistogramQuantile("yeyak_http_request_duration_seconds", 0.99, `route="POST /v1/bookings"`))
-		v.row("booking p99, healthy twin at the admitted rate", "%.0f ms (%d calls); yeyakd's own p99 %.0f ms", cmp.healthyP99, cmp.healthyN,
-			1000*twinMet.HistogramQuantile("yeyak_http_request_duration_seconds", 0.99, `route="POST /v1/bookings"`))
+		v.row("booking p99, admitted people", "%.0f ms (%d calls); yeyakd's own p99 %s", cmp.faultP99, cmp.faultN,
+			serverMs(met.HistogramQuantile("yeyak_http_request_duration_seconds", 0.99, `route="POST /v1/bookings"`)))
+		v.row("booking p99, healthy twin at the admitted rate", "%.0f ms (%d calls); yeyakd's own p99 %s", cmp.healthyP99, cmp.healthyN,
+			serverMs(twinMet.HistogramQuantile("yeyak_http_request_duration_seconds", 0.99, `route="POST /v1/bookings"`)))
 		v.row("ratio (limit ×1.5)", "%.2f× (at least %.2f× at 95%%)", cmp.ratio, cmp.lower)
 		switch {
 		case !m.JudgeSurgeP99:
@@ -372,6 +373,15 @@ func arrivalSpan(m Mode) time.Duration {
 	sched := load.Schedule{Shape: load.ShapeSpike, Rate: float64(m.SurgePeople) / m.SurgeDecay.Seconds(), Decay: m.SurgeDecay}
 	at, _ := sched.At(m.SurgePeople - 1)
 	return at
+}
+
+// serverMs formats a quantile (seconds) of yeyakd's latency histogram,
+// whose last finite bucket is 2.5 s.
+func serverMs(s float64) string {
+	if math.IsInf(s, 1) {
+		return "over 2500 ms (past the histogram's last bucket)"
+	}
+	return fmt.Sprintf("%.0f ms", 1000*s)
 }
 
 // serverErrors sums yeyakd's requests answered with a 5xx status.

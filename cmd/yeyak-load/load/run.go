@@ -25,7 +25,7 @@ type runner struct {
 	// each person of a crowd has connections of their own, so thousands
 	// polling the line never hold up an admitted person's booking call in
 	// the load tool (only the target's own queues can).
-	queue []*http.Client
+	queue  []*http.Client
 	rec    *recorder
 	camp   *campaignInfo
 	digit  int
