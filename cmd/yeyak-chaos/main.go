@@ -17,12 +17,18 @@
 //     eligibility is cached stays within 1.5× of the healthy p99, and they
 //     meet no errors on the way to a booking.
 //
-// The scenarios: registry-outage, registry-stall, registry-slow (p99 2 s
-// at half capacity), kafka-down, yeyakd-kill (kill -9, restarted),
-// postgres-restart. Each prints one line, PASS|FAIL name — figures, with
-// the broken invariants under a FAIL; the exit status is 1 if any failed.
+// The scenarios: registry-outage (on the provisional policy: uncached
+// people book provisionally, and every such booking must end confirmed or
+// cancelled as ineligible), registry-stall (fail_closed), registry-slow
+// (p99 2 s at half capacity), kafka-down, yeyakd-kill (kill -9,
+// restarted), postgres-restart; then surge (issue 10: 50,000 people into
+// the waiting room within seconds, a twin fed at the admitted rate; see
+// surge). Each prints one line, PASS|FAIL name — figures, with the broken
+// invariants under a FAIL; the exit status is 1 if any failed. --report
+// writes the fault verdicts and the surge's figures into BENCHMARKS.md.
 //
-//	yeyak-chaos                 # the full run (make chaos), about 10 minutes
+//	yeyak-chaos                 # the full run (make chaos), about 15 minutes
+//	yeyak-chaos --run '^surge$' # the surge alone (make surge), about 5 minutes
 //	yeyak-chaos --short         # seconds per scenario (CI runs it as a test)
 //	yeyak-chaos --run 'kafka|kill' --keep -v
 //

@@ -14,6 +14,10 @@
 //   - the mock registry is mocks/registry in this process (StartServer),
 //     whose faults are switched directly and whose writes are counted.
 //
+// ScrapeMetrics reads yeyakd's /metrics (the queue's tickets, admissions
+// and line, requests by status, latency histograms); ProcessCPU, TreeCPU
+// and SelfCPU account for the CPU time each process of a run used.
+//
 // WaitQuiet waits until the system has settled (outbox published, every
 // event handled by the sync consumer, no provisional booking left), and
 // Check verifies the invariants by querying the database and the registry:

@@ -27,9 +27,14 @@
 // OtherDigitShare are not, and they try anyway: their 422
 // not_your_rotation_day is an expected refusal, not an error.
 //
-// People arrive in one of three shapes: steady (a constant rate), spike
-// (the launch crowd, decaying exponentially) or closed (N people in the
-// flow at once). Every call's latency goes into an HDR histogram per step;
+// People arrive in one of four shapes: steady (a constant rate), spike
+// (the launch crowd, decaying exponentially), closed (N people in the
+// flow at once) or feed (one person per value the caller sends: a twin
+// paced by another system's admissions, with OnAdmitted). QueueDrain ends
+// a surge's wait: people still in line leave it holding the place and
+// estimated wait the queue last told them (Summary.Queue). Waiting-room
+// calls travel on connections of their own, as each person of a crowd has
+// theirs. Every call's latency goes into an HDR histogram per step;
 // the Summary has p50/p90/p99/p99.9, errors by code, outcomes, and (with
 // Record) every booking the target acknowledged, for invariant checks.
 //
