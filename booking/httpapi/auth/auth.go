@@ -157,8 +157,8 @@ type Config struct {
 	// at most this late for tokens seen before. 0 means 1 minute; negative
 	// turns the cache off.
 	VerifiedTTL time.Duration
-	// VerifiedMax bounds the cache of verified tokens (least recently used
-	// evicted). 0 means 100,000 (about 30 MB when full).
+	// VerifiedMax bounds the cache of verified tokens (the oldest added
+	// evicted first). 0 means 100,000 (about 30 MB when full).
 	VerifiedMax int
 	// Logger receives JWKS fetch failures. nil means slog.Default().
 	Logger *slog.Logger
@@ -191,9 +191,15 @@ type Verifier struct {
 	maxLen   int
 	owner    *fetchOwner
 
-	verifiedTTL time.Duration                       // <= 0: no cache
-	verified    *lru.Cache[[32]byte, verifiedToken] // sha256(token) → identity
+	verifiedTTL time.Duration // <= 0: no cache
+	// verified maps sha256(token) → identity, in shards picked by the
+	// hash's first byte; lookups only read (Peek, a shared lock), so the
+	// many requests of one launch morning do not queue on one mutex.
+	verified [verifiedShards]*lru.Cache[[32]byte, verifiedToken]
 }
+
+// verifiedShards is the number of shards of the verified-token cache.
+const verifiedShards = 32
 
 // verifiedToken is a token verified earlier, answered from memory until.
 type verifiedToken struct {
@@ -242,7 +248,10 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	v := &Verifier{byIssuer: map[string]*provider{}, now: cfg.Now, maxLen: cfg.MaxTokenBytes,
 		owner: &fetchOwner{ctx: ctx, cancel: cancel}, verifiedTTL: cfg.VerifiedTTL}
 	if cfg.VerifiedTTL > 0 {
-		v.verified, _ = lru.New[[32]byte, verifiedToken](cfg.VerifiedMax) // errors only for a size <= 0
+		for i := range v.verified {
+			// New errors only for a size <= 0.
+			v.verified[i], _ = lru.New[[32]byte, verifiedToken](max(1, cfg.VerifiedMax/verifiedShards))
+		}
 	}
 	for _, pc := range cfg.Providers {
 		p, err := newProvider(pc)
@@ -372,16 +381,17 @@ func ParseAuthorization(h string) (string, error) {
 // provider's PersonMapper is returned wrapped as it is (ErrUnknownPerson:
 // 403 unknown_person).
 func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
-	if v.verified == nil || len(token) > v.maxLen {
+	if v.verifiedTTL <= 0 || len(token) > v.maxLen {
 		return v.verify(ctx, token)
 	}
 	h := sha256.Sum256([]byte(token))
+	shard := v.verified[int(h[0])%verifiedShards]
 	now := v.now()
-	if c, ok := v.verified.Get(h); ok {
+	if c, ok := shard.Peek(h); ok {
 		if now.Before(c.until) {
 			return c.id, nil
 		}
-		v.verified.Remove(h)
+		shard.Remove(h)
 	}
 	id, err := v.verify(ctx, token)
 	if err == nil {
@@ -391,7 +401,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
 		if !id.Expires.IsZero() && id.Expires.Before(until) {
 			until = id.Expires
 		}
-		v.verified.Add(h, verifiedToken{id: id, until: until})
+		shard.Add(h, verifiedToken{id: id, until: until})
 	}
 	return id, err
 }
