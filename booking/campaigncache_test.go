@@ -9,10 +9,15 @@ import (
 	"github.com/yeyak/yeyak/booking"
 )
 
-// countingStore counts campaign reads.
+// countingStore counts campaign and clinic reads.
 type countingStore struct {
 	*memStore
-	reads atomic.Int64
+	reads, clinicReads atomic.Int64
+}
+
+func (c *countingStore) Clinic(ctx context.Context, id string) (*booking.Clinic, error) {
+	c.clinicReads.Add(1)
+	return c.memStore.Clinic(ctx, id)
 }
 
 func (c *countingStore) Campaign(ctx context.Context, id string) (*booking.Campaign, error) {
@@ -72,5 +77,24 @@ func TestCampaignCache(t *testing.T) {
 	}
 	if n := st.reads.Load() - before; n != 3 {
 		t.Fatalf("with the cache off 3 lookups read the store %d times", n)
+	}
+}
+
+// TestClinicCache: booking reads its clinic once per CampaignTTL.
+func TestClinicCache(t *testing.T) {
+	f := newFixture(t, booking.FailClosed)
+	st := &countingStore{memStore: f.store}
+	svc, err := booking.NewService(booking.ServiceConfig{Store: st, People: f.people, Now: f.clock.Now, CampaignTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, p := range []string{"p9", "p9b"} {
+		if _, err := svc.Book(ctx, booking.BookRequest{PersonID: p, CampaignID: f.c.ID, ClinicID: "c1", Date: vaxDate, Product: "pfizer"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := st.clinicReads.Load(); n != 1 {
+		t.Fatalf("two bookings at one clinic read it %d times, want 1", n)
 	}
 }

@@ -56,10 +56,11 @@ type ServiceConfig struct {
 	// PersonChangedTimeout bounds each OnPersonChanged call; 0 means
 	// DefaultPersonChangedTimeout.
 	PersonChangedTimeout time.Duration
-	// CampaignTTL is how long a campaign read from the Store is reused:
-	// every booking, eligibility and change reads its campaign, and a
-	// campaign changes rarely (a `campaign load`). 0 means
-	// DefaultCampaignTTL; negative reads the Store every time.
+	// CampaignTTL is how long a campaign or a clinic read from the Store
+	// is reused: every booking, eligibility and change reads its campaign
+	// (and a booking its clinic), and both change rarely (a `campaign
+	// load`, a `clinic load`). 0 means DefaultCampaignTTL; negative reads
+	// the Store every time.
 	CampaignTTL time.Duration
 }
 
@@ -83,6 +84,7 @@ type Service struct {
 
 	campaignTTL time.Duration
 	campaigns   sync.Map // id → cachedCampaign
+	clinics     sync.Map // id → cachedClinic
 }
 
 // NewService returns a Service, or an error if Store or People is missing.
@@ -177,6 +179,33 @@ func (s *Service) Campaign(ctx context.Context, id string) (*Campaign, error) {
 		s.campaigns.Store(id, cachedCampaign{c: c, at: time.Now()})
 	}
 	return c, nil
+}
+
+// clinic returns a clinic, read from the Store at most every CampaignTTL
+// (clinics change as rarely as campaigns: a `clinic load`). A clinic that
+// does not exist is not remembered.
+func (s *Service) clinic(ctx context.Context, id string) (*Clinic, error) {
+	if s.campaignTTL > 0 {
+		if v, ok := s.clinics.Load(id); ok {
+			if cc := v.(cachedClinic); time.Since(cc.at) < s.campaignTTL {
+				return cc.c, nil
+			}
+		}
+	}
+	c, err := s.store.Clinic(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if s.campaignTTL > 0 {
+		s.clinics.Store(id, cachedClinic{c: c, at: time.Now()})
+	}
+	return c, nil
+}
+
+// cachedClinic is a clinic read from the Store at a time.
+type cachedClinic struct {
+	c  *Clinic
+	at time.Time
 }
 
 // cachedCampaign is a campaign read from the Store at a time (wall clock:
@@ -451,7 +480,7 @@ func (s *Service) checkSlot(ctx context.Context, c *Campaign, clinicID, productI
 	if !ok {
 		return Product{}, Errorf(EINVALID, "product %q is not offered by this campaign", productID)
 	}
-	clinic, err := s.store.Clinic(ctx, clinicID)
+	clinic, err := s.clinic(ctx, clinicID)
 	if ErrorCode(err) == ENOTFOUND {
 		return Product{}, &Error{Code: EINVALID, Message: fmt.Sprintf("clinic %q does not exist", clinicID), Err: err}
 	} else if err != nil {

@@ -28,7 +28,9 @@ var migrationsFS embed.FS
 // Options configures Open. The zero value is a good default.
 type Options struct {
 	// MaxOpenConns bounds the connection pool. On PostgreSQL the default is
-	// 4 × GOMAXPROCS. On SQLite the default is 4 for a file (write
+	// 4 × GOMAXPROCS, at least 16: a booking's time is mostly round trips
+	// to the server, and with too few connections requests queue for one
+	// while the server idles (seen under a surge on 2 cores). On SQLite the default is 4 for a file (write
 	// transactions are serialized by the store whatever the pool size) and
 	// always 1 for sqlite::memory:.
 	MaxOpenConns int
@@ -106,7 +108,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	}
 	if opts.MaxOpenConns <= 0 {
 		if dialect == Postgres {
-			opts.MaxOpenConns = 4 * runtime.GOMAXPROCS(0)
+			opts.MaxOpenConns = max(16, 4*runtime.GOMAXPROCS(0))
 		} else {
 			opts.MaxOpenConns = 4
 		}

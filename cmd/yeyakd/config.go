@@ -46,6 +46,7 @@ type config struct {
 	Campaign          string
 	OutboxNotify      string
 	Pprof             bool
+	DBMaxConns        int
 
 	TrustedProxies  string
 	RatePerson      float64
@@ -118,6 +119,7 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.AdmissionPreOpen, "admission-pre-opening", 30*time.Minute, "arrivals this long before a window opens are shuffled at the opening")
 	fs.DurationVar(&cfg.IdempotencyMaxAge, "idempotency-max-age", 24*time.Hour, "how long Idempotency-Keys and their stored responses are kept")
 	fs.StringVar(&cfg.Campaign, "campaign", "", "supply load: the campaign the supply file is for")
+	fs.IntVar(&cfg.DBMaxConns, "db-max-conns", 0, "database connection pool size (0: PostgreSQL 4 × cores, at least 16; SQLite 4)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ on the ops listener (for diagnosing load; keep the ops listener on loopback)")
 	fs.StringVar(&cfg.OutboxNotify, "outbox-notify", "after_commit", "PostgreSQL: how bookings wake the outbox relays: after_commit (one coalesced NOTIFY after commits; about twice the booking rate) | in_tx (NOTIFY inside each booking transaction)")
 	fs.StringVar(&cfg.TrustedProxies, "trusted-proxies", "", "CIDRs or addresses of load balancers whose X-Forwarded-For is believed, comma-separated; empty: the peer address is the client")

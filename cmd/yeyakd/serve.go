@@ -105,7 +105,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	db, err := sqlstore.Open(ctx, cfg.DB, sqlstore.Options{OutboxNotify: sqlstore.NotifyMode(cfg.OutboxNotify)})
+	db, err := sqlstore.Open(ctx, cfg.DB, sqlstore.Options{OutboxNotify: sqlstore.NotifyMode(cfg.OutboxNotify), MaxOpenConns: cfg.DBMaxConns})
 	if err != nil {
 		return fmt.Errorf("open database: %w", err)
 	}
