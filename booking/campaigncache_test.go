@@ -98,3 +98,30 @@ func TestClinicCache(t *testing.T) {
 		t.Fatalf("two bookings at one clinic read it %d times, want 1", n)
 	}
 }
+
+// TestCalendarRefusalNeedsNoRegistry: a token whose birth date the
+// calendar refuses now is answered without the registry (here down): not
+// their rotation day, with when their window opens; a token the calendar
+// lets through still needs the registry (fail closed: registry down).
+func TestCalendarRefusalNeedsNoRegistry(t *testing.T) {
+	f := newFixture(t, booking.FailClosed)
+	f.people.mu.Lock()
+	f.people.down = true
+	f.people.mu.Unlock()
+	ctx := context.Background()
+	d, err := f.svc.Eligibility(ctx, "p0", f.c.ID, younger0)
+	if err != nil || d.OK || d.Reason != booking.ENOTYOURDAY || d.OpensAt.IsZero() {
+		t.Fatalf("wrong-day eligibility with the registry down: %+v %v", d, err)
+	}
+	_, err = f.svc.Book(ctx, booking.BookRequest{PersonID: "p0", CampaignID: f.c.ID, ClinicID: "c1", Date: vaxDate, Product: "pfizer", BirthDate: younger0})
+	if booking.ErrorCode(err) != booking.ENOTYOURDAY {
+		t.Fatalf("wrong-day booking with the registry down: %v", err)
+	}
+	if _, err := f.svc.Eligibility(ctx, "p9", f.c.ID, older9); booking.ErrorCode(err) != booking.EREGISTRYDOWN {
+		t.Fatalf("right-day eligibility with the registry down: %v, want registry_unavailable", err)
+	}
+	// Without a birth date in the token the registry is needed to refuse.
+	if _, err := f.svc.Eligibility(ctx, "p0", f.c.ID, booking.Date{}); booking.ErrorCode(err) != booking.EREGISTRYDOWN {
+		t.Fatalf("no token birth date, registry down: %v", err)
+	}
+}

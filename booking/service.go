@@ -271,6 +271,9 @@ func (s *Service) Eligibility(ctx context.Context, personID, campaignID string, 
 	if err != nil {
 		return Decision{}, err
 	}
+	if d, refused := calendarRefusal(c, tokenBirth, s.now()); refused {
+		return d, nil
+	}
 	sub, err := s.lookup(ctx, c, personID, tokenBirth)
 	if err != nil {
 		return Decision{}, err
@@ -379,6 +382,9 @@ func (s *Service) BookDoses(ctx context.Context, req BookRequest) ([]*Booking, e
 // admit looks the person up, checks what the registry says (for product,
 // when known) and applies the campaign's phases now.
 func (s *Service) admit(ctx context.Context, c *Campaign, personID string, tokenBirth Date, product *Product) (subject, Decision, error) {
+	if d, refused := calendarRefusal(c, tokenBirth, s.now()); refused {
+		return subject{}, Decision{}, refusal(d)
+	}
 	sub, err := s.lookup(ctx, c, personID, tokenBirth)
 	if err != nil {
 		return subject{}, Decision{}, err
@@ -396,6 +402,20 @@ func (s *Service) admit(ctx context.Context, c *Campaign, personID string, token
 		return subject{}, Decision{}, refusal(d)
 	}
 	return sub, d, nil
+}
+
+// calendarRefusal answers, from the identity token's birth date alone, a
+// person the campaign's calendar does not let book now (not their rotation
+// day, outside the windows, not in the cohort): such a person costs no
+// registry read, which on a launch morning spares the registry every
+// early or wrong-day visitor. The token only ever refuses here: a person
+// it lets through is looked up, and the registry's birth date decides.
+func calendarRefusal(c *Campaign, tokenBirth Date, now time.Time) (Decision, bool) {
+	if tokenBirth.IsZero() {
+		return Decision{}, false
+	}
+	d := CanBook(c, tokenBirth, now)
+	return d, !d.OK
 }
 
 // place books sub's next dose of product at clinicID on date, with dose 2

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"net/http"
 	"strconv"
 	"sync"
 	"testing"
@@ -77,8 +78,22 @@ func TestObserveSeesErrorCodes(t *testing.T) {
 			seen = append(seen, obs{route, status, code})
 			mu.Unlock()
 		}
+		// A guard refusing person B (as the waiting room or a limit would).
+		cfg.Flow = append(cfg.Flow, func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if id, _ := httpapi.IdentityFrom(r.Context()); id.PersonID == personB {
+					w.Header().Set("Retry-After", "1")
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusTooManyRequests)
+					_, _ = w.Write([]byte(`{"error":{"code":"queue_required","message":"wait","retryable":true}}`))
+					return
+				}
+				next.ServeHTTP(w, r)
+			})
+		})
 	})
 	e.book(e.token(personDown), "k1", bookBody("C000001", vday, "pfizer"))
+	e.book(e.token(personB), "k3", bookBody("C000001", vday, "pfizer")) // refused by the guard: not the booking path's work
 	e.book(e.token(personA), "k2", bookBody("C000001", vday, "pfizer"))
 	e.do("GET", "/v1/campaigns", "", "", nil) // not a booking-flow route
 	mu.Lock()

@@ -88,9 +88,11 @@ type Config struct {
 	// ends the caller's session so another device may sign in (the
 	// one-active-session rule). nil: the route answers 404.
 	EndSession func(ctx context.Context, personID, session string) error
-	// Observe, when set, is told of every booking-flow response: its route
+	// Observe, when set, is told of every booking-flow response that got
+	// past the Flow wrappers (the work the booking path did): its route
 	// pattern, status, error code ("" for a success) and latency — the
-	// admission controller's health signal.
+	// admission controller's health signal. Refusals by the waiting room,
+	// the limits or the session rule are not observed.
 	Observe func(route string, status int, code booking.Code, elapsed time.Duration)
 }
 
@@ -153,7 +155,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.HandleFunc("GET /v1/openapi.yaml", s.openapi)
 	s.mux.HandleFunc("GET /v1/campaigns", s.campaigns)
-	s.mux.Handle("GET /v1/clinics", s.maybeAuthed(s.flow(http.HandlerFunc(s.clinics))))
+	s.mux.Handle("GET /v1/clinics", s.maybeAuthed(s.flow(s.observed(http.HandlerFunc(s.clinics)))))
 	s.mux.Handle("GET /v1/me/eligibility", s.authed(s.eligibility))
 	if s.cfg.EndSession != nil {
 		s.mux.Handle("DELETE /v1/me/session", s.authedPlain(s.endSession))
@@ -169,13 +171,6 @@ func (s *Server) routes() {
 // ServeHTTP answers r through Edge, then the router.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.handler.ServeHTTP(w, r)
-}
-
-// flowRoutes are the booking-flow route patterns reported to Observe.
-var flowRoutes = map[string]bool{
-	"GET /v1/clinics": true, "GET /v1/me/eligibility": true, "POST /v1/bookings": true, "POST /v1/bookings:assign": true,
-	"GET /v1/bookings": true, "GET /v1/bookings/{id}": true, "DELETE /v1/bookings/{id}": true,
-	"POST /v1/bookings/{id}/reschedule": true,
 }
 
 // route routes r, answering unknown paths and methods with the JSON error
@@ -199,11 +194,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	} else {
 		s.mux.ServeHTTP(sw, r) // again through the mux: it sets path values
 	}
-	elapsed := time.Since(start)
-	s.metrics.observe(pattern, sw.status, elapsed)
-	if s.cfg.Observe != nil && flowRoutes[pattern] {
-		s.cfg.Observe(pattern, sw.status, sw.code, elapsed)
-	}
+	s.metrics.observe(pattern, sw.status, time.Since(start))
+
 }
 
 type statusWriter struct {
@@ -212,8 +204,14 @@ type statusWriter struct {
 	code   booking.Code // the error code written, if any
 }
 
-// setCode records the error code of the response (writeCode calls it).
-func (w *statusWriter) setCode(c booking.Code) { w.code = c }
+// setCode records the error code of the response (writeCode calls it),
+// also in the writer it wraps when that records codes too.
+func (w *statusWriter) setCode(c booking.Code) {
+	w.code = c
+	if cr, ok := w.ResponseWriter.(interface{ setCode(booking.Code) }); ok {
+		cr.setCode(c)
+	}
+}
 
 func (w *statusWriter) WriteHeader(code int) {
 	w.status = code
@@ -310,6 +308,22 @@ func PersonOf(v Verifier) func(*http.Request) (string, bool) {
 	}
 }
 
+// observed reports h's responses to Observe: the booking-flow work that
+// got past every Flow wrapper (a refusal by the waiting room, a limit or
+// the session rule is not the booking path's health), with its route,
+// status, error code and latency.
+func (s *Server) observed(h http.Handler) http.Handler {
+	if s.cfg.Observe == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ow := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		h.ServeHTTP(ow, r)
+		s.cfg.Observe(r.Pattern, ow.status, ow.code, time.Since(start))
+	})
+}
+
 // flow wraps h in the configured Flow wrappers, the first outermost.
 func (s *Server) flow(h http.Handler) http.Handler {
 	for i := len(s.cfg.Flow) - 1; i >= 0; i-- {
@@ -322,10 +336,10 @@ func (s *Server) flow(h http.Handler) http.Handler {
 // puts the identity in the request context, then runs the Flow wrappers
 // and h.
 func (s *Server) authed(h authedHandler) http.Handler {
-	inner := s.flow(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	inner := s.flow(s.observed(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, _ := IdentityFrom(r.Context())
 		h(w, r, id)
-	}))
+	})))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, err := auth.ParseAuthorization(r.Header.Get("Authorization"))
 		if err == nil {
