@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -135,4 +136,22 @@ func watchPoolWait(ctx context.Context, db *sqlx.DB, adm *admission.Controller) 
 		adm.ObservePoolWait(mean)
 		last = st
 	}
+}
+
+// bounded serves h with at most n requests at work at once; the others wait
+// their turn (or their client's patience). The waiting room's joins and
+// polls (and the demo's sign-ins) arrive by the tens of thousands in a
+// surge, each costing a token verification: bounded, they cannot take the
+// CPU the admitted people's bookings need.
+func bounded(h http.Handler, n int) http.Handler {
+	sem := make(chan struct{}, n)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case sem <- struct{}{}:
+		case <-r.Context().Done():
+			return // the client left; nothing was done
+		}
+		defer func() { <-sem }()
+		h.ServeHTTP(w, r)
+	})
 }

@@ -42,6 +42,7 @@ type config struct {
 	AdmissionKeys     string
 	AdmissionPassTTL  time.Duration
 	AdmissionPreOpen  time.Duration
+	QueueWorkers      int
 	IdempotencyMaxAge time.Duration
 	Campaign          string
 	OutboxNotify      string
@@ -116,6 +117,7 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.Float64Var(&cfg.AdmissionInitial, "admission-initial", 0, "admission rate at start, people per second (0: the floor)")
 	fs.StringVar(&cfg.AdmissionKeys, "admission-keys", "", "HMAC keys of tickets and passes, id:secret[,id:secret…] (secret; the first signs; secrets ≥ 16 bytes; every instance of a fleet needs the same); empty: a random key per process")
 	fs.DurationVar(&cfg.AdmissionPassTTL, "admission-pass-ttl", 5*time.Minute, "how long a waiting-room pass stays valid")
+	fs.IntVar(&cfg.QueueWorkers, "queue-workers", 0, "waiting-room joins and polls (and demo sign-ins) served at once; more wait their turn, leaving the CPU to admitted bookings (0: half the cores, at least 1)")
 	fs.DurationVar(&cfg.AdmissionPreOpen, "admission-pre-opening", 30*time.Minute, "arrivals this long before a window opens are shuffled at the opening")
 	fs.DurationVar(&cfg.IdempotencyMaxAge, "idempotency-max-age", 24*time.Hour, "how long Idempotency-Keys and their stored responses are kept")
 	fs.StringVar(&cfg.Campaign, "campaign", "", "supply load: the campaign the supply file is for")

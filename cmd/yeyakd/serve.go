@@ -8,10 +8,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -348,7 +348,9 @@ func newAPI(ctx, bg context.Context, cfg *config, db *sqlstore.DB, svc *booking.
 	extra := map[string]http.Handler{}
 	if d != nil {
 		provs = append(provs, d.provider())
-		maps.Copy(extra, d.handlers())
+		for pattern, h := range d.handlers() {
+			extra[pattern] = bounded(h, queueWorkers(cfg))
+		}
 	}
 	v, err := auth.NewVerifier(auth.Config{Providers: provs, Now: now, Logger: log})
 	if err != nil {
@@ -377,7 +379,7 @@ func newAPI(ctx, bg context.Context, cfg *config, db *sqlstore.DB, svc *booking.
 		if adm, err = newAdmission(cfg, campaigns, v, rc, reg, now, log); err != nil {
 			return nil, nil, nil, fmt.Errorf("admission: %w", err)
 		}
-		q := adm.Handler()
+		q := bounded(adm.Handler(), queueWorkers(cfg))
 		extra["POST /v1/queue"] = q
 		extra["GET /v1/queue/{ticket}"] = q
 		extra["GET "+admission.PagePath] = q
@@ -454,4 +456,12 @@ func withPprof(h http.Handler) http.Handler {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// queueWorkers is --queue-workers: half the cores by default, at least 1.
+func queueWorkers(cfg *config) int {
+	if cfg.QueueWorkers > 0 {
+		return cfg.QueueWorkers
+	}
+	return max(1, runtime.GOMAXPROCS(0)/2)
 }

@@ -6,7 +6,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/yeyak/yeyak/mocks/population"
 	"github.com/yeyak/yeyak/mocks/registry"
@@ -72,5 +74,49 @@ func TestPprofOnlyWhenAsked(t *testing.T) {
 		if w.Code != want {
 			t.Errorf("%s: %d, want %d", path, w.Code, want)
 		}
+	}
+}
+
+// TestBoundedServesAtMostN: at most n requests are at work at once; the
+// others wait their turn and are then served; a client that leaves while
+// waiting is dropped without work.
+func TestBoundedServesAtMostN(t *testing.T) {
+	var mu sync.Mutex
+	busy, peak := 0, 0
+	release := make(chan struct{})
+	h := bounded(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		busy++
+		peak = max(peak, busy)
+		mu.Unlock()
+		<-release
+		mu.Lock()
+		busy--
+		mu.Unlock()
+	}), 2)
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Go(func() { h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/v1/queue", nil)) })
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		b := busy
+		mu.Unlock()
+		if b == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d at work, want 2", b)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/v1/queue", nil).WithContext(ctx)) // gone: returns at once
+	close(release)
+	wg.Wait()
+	if peak != 2 {
+		t.Fatalf("peak %d at work, want 2", peak)
 	}
 }
