@@ -35,6 +35,10 @@ func surgeScenario(m Mode) scenario {
 		twinArgs: []string{"--admission-initial", "1000"}}
 }
 
+// surgeFloor is yeyakd's default --admission-floor, people per second:
+// the least the line must move.
+const surgeFloor = 10.0
+
 // surgeOpsToken is the surge systems' ops token (loopback only).
 const surgeOpsToken = "chaos-surge-ops-token"
 
@@ -42,7 +46,7 @@ const surgeOpsToken = "chaos-surge-ops-token"
 // the pre-warmer (POST /ops/warmer/start) and waits until it is done.
 func (s *system) warm(ctx context.Context, timeout time.Duration) (loaded int64, took time.Duration, err error) {
 	start := time.Now()
-	digit, err := load.TodayDigit(ctx, s.y.URL(), "demo", time.Now())
+	digit, err := load.TodayDigit(ctx, s.y.URL(), "demo", worldClock.Now())
 	if err != nil {
 		return 0, 0, err
 	}
@@ -249,6 +253,22 @@ func surge(ctx context.Context, s, twin *system, v *verdict) {
 		s.logf("yeyakd %-24s p50/p99 ms: surged %7.1f %7.1f | twin %7.1f %7.1f", route, p(met, 0.5), p(met, 0.99), p(twinMet, 0.5), p(twinMet, 0.99))
 	}
 
+	// The registry behind the cache: what the crowd cost it.
+	for _, m := range []struct {
+		name string
+		met  harness.Metrics
+	}{{"surged", met}, {"twin", twinMet}} {
+		var calls []string
+		for _, x := range m.met["yeyak_registry_calls_total"] {
+			if x.Value == 0 {
+				continue
+			}
+			calls = append(calls, fmt.Sprintf("%s/%s=%.0f", harness.Label(x.Labels, "operation"), harness.Label(x.Labels, "outcome"), x.Value))
+		}
+		slices.Sort(calls)
+		s.logf("registry calls, %s: %s; cache %s", m.name, strings.Join(calls, " "), cacheCounts(m.met))
+	}
+
 	// The figures.
 	q := sum.Queue
 	rate, span := adm.rate()
@@ -324,6 +344,13 @@ func surge(ctx context.Context, s, twin *system, v *verdict) {
 		v.fail("queue: yeyakd holds %d people waiting, the load left %d in line", waiting, q.InLine)
 	case q.Admitted+q.InLine < q.Joined:
 		v.fail("queue: %d joined, but only %d left with a pass and %d are in line", q.Joined, q.Admitted, q.InLine)
+	}
+	// The line must move: even at yeyakd's floor (10 people/s), the time
+	// the line stays open after the last arrival admits that many people.
+	// (A line held for a draw that never comes, or a stuck law, leaves
+	// everyone waiting — which every other check above accepts.)
+	if least := int64(surgeFloor * m.SurgeLine.Seconds()); q.Joined >= least && admitted < least {
+		v.fail("queue: the line hardly moved: %d admitted from it in %v, at least %d expected at the floor of %g/s", admitted, m.SurgeLine, least, surgeFloor)
 	}
 
 	// Booking latency of admitted people against the healthy range.
@@ -402,4 +429,25 @@ func outcomes(m map[string]int64) string {
 		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
 	}
 	return strings.Join(parts, " ")
+}
+
+// cacheCounts sums the eligibility cache's lookups by result, for the
+// narration.
+func cacheCounts(m harness.Metrics) string {
+	var out []string
+	for name, series := range m {
+		if !strings.HasPrefix(name, "yeyak_cache_") || !strings.HasSuffix(name, "_total") {
+			continue
+		}
+		var sum float64
+		for _, x := range series {
+			sum += x.Value
+		}
+		if sum == 0 {
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s=%.0f", strings.TrimSuffix(strings.TrimPrefix(name, "yeyak_cache_"), "_total"), sum))
+	}
+	slices.Sort(out)
+	return strings.Join(out, " ")
 }

@@ -24,6 +24,11 @@ import (
 // seed is the demo population's seed (yeyakd --demo).
 const seed = 2021
 
+// worldClock is every system's clock (yeyakd --now, the mock registry, the
+// load's idea of today): noon in Seoul, so no run meets a booking window's
+// opening or the waiting room's pre-opening draw, whatever the hour.
+var worldClock = harness.NoonClock()
+
 // system is one scenario's yeyak: yeyakd (real binary) on a database of
 // its own in the harness's PostgreSQL, a Kafka broker and the mock
 // registry in this process.
@@ -67,12 +72,12 @@ func newSystem(ctx context.Context, name string, mode Mode, bin string, pg *harn
 		return nil, err
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s.reg = registry.New(registry.Config{Population: population.Config{Seed: seed, People: mode.People}, Logger: quiet})
+	s.reg = registry.New(registry.Config{Population: population.Config{Seed: seed, People: mode.People}, Now: worldClock.Now, Logger: quiet})
 	if s.srv, err = s.reg.StartServer(registry.ServerConfig{}); err != nil {
 		s.close()
 		return nil, err
 	}
-	s.y, err = harness.StartYeyakd(ctx, harness.YeyakdConfig{Bin: bin, Dir: s.dir, Args: append([]string{
+	s.y, err = harness.StartYeyakd(ctx, harness.YeyakdConfig{Bin: bin, Dir: s.dir, Clock: worldClock, Args: append([]string{
 		"--demo", "--demo-people", fmt.Sprint(mode.People), "--demo-clinics", fmt.Sprint(mode.Clinics),
 		"--db", s.dsn, "--registry", "gateway:" + s.srv.URL(), "--kafka", s.kafka.Addr(),
 	}, args...)})
@@ -148,6 +153,7 @@ func (s *system) load(ctx context.Context, st stream) (*load.Summary, error) {
 		Drain: cmp.Or(st.drain, s.mode.Drain), PersonSeed: 7, Record: true, RunID: fmt.Sprintf("%s-%d", s.name, st.skip),
 		Shape: cmp.Or(st.shape, load.ShapeSteady), Decay: st.decay, Feed: st.feed, OnAdmitted: st.onAdmitted,
 		QueueDrain: st.queueDrain, MaxInFlight: st.maxInFlight, Sources: st.sources, Conns: st.conns,
+		Now: worldClock.Now, Today: worldClock.Today(),
 	}
 	if st.sameDigit {
 		cfg.OtherDigitShare = -1

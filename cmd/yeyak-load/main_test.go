@@ -62,7 +62,10 @@ func TestCrowdAgainstYeyakd(t *testing.T) {
 		t.Fatal(err)
 	}
 	dbPath := filepath.Join(dir, "demo.db")
-	y, err := harness.StartYeyakd(ctx, harness.YeyakdConfig{Bin: bin, Dir: dir,
+	// Noon in Seoul: at the wall clock's 23:30–24:00 (Seoul) the crowd
+	// would wait for midnight's draw instead of being admitted.
+	clock := harness.NoonClock()
+	y, err := harness.StartYeyakd(ctx, harness.YeyakdConfig{Bin: bin, Dir: dir, Clock: clock,
 		Args: []string{"--demo", "--demo-people", "5000", "--demo-clinics", "20", "--db", "sqlite:" + dbPath}})
 	if err != nil {
 		t.Fatal(err)
@@ -72,7 +75,7 @@ func TestCrowdAgainstYeyakd(t *testing.T) {
 	summaryPath := filepath.Join(dir, "summary.json")
 	var stdout, stderr bytes.Buffer
 	err = run(ctx, []string{"--target", y.URL(), "--people", "5000", "--shape", "spike", "--people-count", "200", "--decay", "1s",
-		"--cancel-share", "0.1", "--reschedule-share", "0.1", "--record", "--summary", summaryPath}, &stdout, &stderr)
+		"--cancel-share", "0.1", "--reschedule-share", "0.1", "--record", "--summary", summaryPath, "--today", clock.Today().String()}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, stderr.String())
 	}

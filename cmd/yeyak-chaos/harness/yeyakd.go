@@ -36,6 +36,9 @@ type YeyakdConfig struct {
 	Dir string
 	// Ready bounds the wait for /readyz after a start. 0 means 90 s.
 	Ready time.Duration
+	// Clock, when set, is yeyakd's clock: each start (and restart) passes
+	// --now with its current time (yeyakd allows it with --demo only).
+	Clock *Clock
 }
 
 // Yeyakd is a yeyakd process on loopback ports of its own. Restart keeps
@@ -97,6 +100,9 @@ func (y *Yeyakd) Start(ctx context.Context) error {
 	y.starts++
 	fmt.Fprintf(logf, "\n=== harness: start %d ===\n", y.starts)
 	args := append([]string{"--listen", fmt.Sprintf("127.0.0.1:%d", y.port), "--ops-listen", fmt.Sprintf("127.0.0.1:%d", y.ops)}, y.cfg.Args...)
+	if y.cfg.Clock != nil {
+		args = append(args, "--now", y.cfg.Clock.Flag())
+	}
 	cmd := exec.Command(y.cfg.Bin, args...)
 	cmd.Dir = y.cfg.Dir
 	cmd.Stdout, cmd.Stderr = logf, logf
