@@ -99,7 +99,9 @@ type Config struct {
 // Law holds the parameters of the AIMD control law. Each evaluation
 // interval with at least MinSamples observations, the controller compares
 // the window's booking-path latency (p90, p99), error rate and database pool
-// wait (p90) with their targets. Any target exceeded: rate ×= Decrease.
+// wait (p90) with their targets; the booking writes' latency (p90, p99) is
+// also compared on its own once a window holds MinWriteSamples of them. Any
+// target exceeded: rate ×= Decrease.
 // All healthy and people waiting (the rate is the binding constraint):
 // rate += Increase. Otherwise the rate holds. The rate is clamped to
 // [Floor, Ceiling].
@@ -109,7 +111,11 @@ type Law struct {
 	// MinSamples is the fewest latency observations a window needs before
 	// it changes the rate. Default 20.
 	MinSamples int
-	// TargetP90 and TargetP99 are the booking-path latency targets.
+	// MinWriteSamples is the fewest booking writes (ObserveWrite) a window
+	// needs before their own latency is judged. Default 5.
+	MinWriteSamples int
+	// TargetP90 and TargetP99 are the booking-path latency targets, for
+	// all observed requests together and for the booking writes alone.
 	// Defaults 250 ms and 1 s.
 	TargetP90, TargetP99 time.Duration
 	// MaxErrorRate is the highest healthy share of failed requests.
@@ -172,6 +178,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if l.MinSamples <= 0 {
 		l.MinSamples = 20
+	}
+	if l.MinWriteSamples <= 0 {
+		l.MinWriteSamples = 5
 	}
 	if l.TargetP90 <= 0 {
 		l.TargetP90 = 250 * time.Millisecond

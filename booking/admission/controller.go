@@ -72,7 +72,16 @@ func New(cfg Config) (*Controller, error) {
 
 // Observe feeds the control law one booking-path request: its latency and
 // whether it failed (5xx or timeout; not a client's 4xx).
-func (c *Controller) Observe(latency time.Duration, failed bool) { c.law.observe(latency, failed) }
+func (c *Controller) Observe(latency time.Duration, failed bool) {
+	c.law.observe(latency, failed, false)
+}
+
+// ObserveWrite is Observe for a booking write (a booking, a change, a
+// cancellation): it counts among all requests and its latency is also
+// judged on its own, so that many fast reads cannot hide slow bookings.
+func (c *Controller) ObserveWrite(latency time.Duration, failed bool) {
+	c.law.observe(latency, failed, true)
+}
 
 // ObservePoolWait feeds the control law one database pool wait (e.g. the
 // growth of sql.DBStats.WaitDuration per acquire).
@@ -167,7 +176,8 @@ func (c *Controller) advance(ctx context.Context, now time.Time, force bool) Sta
 		c.m.verdicts.WithLabelValues(string(verdict)).Inc()
 		if verdict != VerdictHold {
 			c.log.Info("admission rate changed", "verdict", string(verdict), "rate", r,
-				"samples", w.Samples, "p90", w.P90, "p99", w.P99, "error_rate", w.ErrorRate, "pool_wait_p90", w.PoolP90)
+				"samples", w.Samples, "p90", w.P90, "p99", w.P99, "writes", w.Writes, "write_p90", w.WriteP90, "write_p99", w.WriteP99,
+				"error_rate", w.ErrorRate, "pool_wait_p90", w.PoolP90)
 			c.free.SetLimitAt(now, rate.Limit(r*c.cfg.RequestsPerAdmit))
 			c.free.SetBurstAt(now, int(math.Ceil(r*c.cfg.RequestsPerAdmit)))
 		}

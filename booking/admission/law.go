@@ -26,7 +26,8 @@ type aimd struct {
 	mu          sync.Mutex
 	rate        float64
 	windowStart time.Time
-	latency     *hdrhistogram.Histogram // microseconds
+	latency     *hdrhistogram.Histogram // microseconds, every request
+	writes      *hdrhistogram.Histogram // microseconds, booking writes only
 	poolWait    *hdrhistogram.Histogram // microseconds
 	requests    int64
 	errors      int64
@@ -39,12 +40,18 @@ type window struct {
 	P90, P99  time.Duration
 	ErrorRate float64
 	PoolP90   time.Duration
+	// Writes are the booking writes among the samples, judged on their
+	// own: a flow's cheap reads (clinic lists from memory) outnumber its
+	// bookings ten to one and would hide slow bookings in P90 and P99.
+	Writes             int64
+	WriteP90, WriteP99 time.Duration
 }
 
 func newAIMD(law Law, floor, ceiling, initial float64) *aimd {
 	return &aimd{
 		law: law, floor: floor, ceiling: ceiling, rate: initial,
 		latency:  hdrhistogram.New(1, int64(10*time.Minute/time.Microsecond), 2),
+		writes:   hdrhistogram.New(1, int64(10*time.Minute/time.Microsecond), 2),
 		poolWait: hdrhistogram.New(1, int64(10*time.Minute/time.Microsecond), 2),
 	}
 }
@@ -53,10 +60,15 @@ func micros(d time.Duration) int64 {
 	return max(int64(d/time.Microsecond), 1)
 }
 
-// observe records one booking-path request.
-func (a *aimd) observe(latency time.Duration, failed bool) {
+// observe records one booking-path request; write says it is a booking
+// write (book, change, cancel), whose latency is also judged on its own.
+func (a *aimd) observe(latency time.Duration, failed, write bool) {
+	us := min(micros(latency), a.latency.HighestTrackableValue())
 	a.mu.Lock()
-	_ = a.latency.RecordValue(min(micros(latency), a.latency.HighestTrackableValue()))
+	_ = a.latency.RecordValue(us)
+	if write {
+		_ = a.writes.RecordValue(us)
+	}
 	a.requests++
 	if failed {
 		a.errors++
@@ -102,6 +114,10 @@ func (a *aimd) tick(now time.Time) (rate float64, v Verdict, w window, evaluated
 		w.P99 = time.Duration(a.latency.ValueAtQuantile(99)) * time.Microsecond
 		w.ErrorRate = float64(a.errors) / float64(a.requests)
 	}
+	if w.Writes = a.writes.TotalCount(); w.Writes > 0 {
+		w.WriteP90 = time.Duration(a.writes.ValueAtQuantile(90)) * time.Microsecond
+		w.WriteP99 = time.Duration(a.writes.ValueAtQuantile(99)) * time.Microsecond
+	}
 	if a.poolWait.TotalCount() > 0 {
 		w.PoolP90 = time.Duration(a.poolWait.ValueAtQuantile(90)) * time.Microsecond
 	}
@@ -114,6 +130,7 @@ func (a *aimd) tick(now time.Time) (rate float64, v Verdict, w window, evaluated
 	}
 	a.rate = min(max(a.rate, a.floor), a.ceiling)
 	a.latency.Reset()
+	a.writes.Reset()
 	a.poolWait.Reset()
 	a.requests, a.errors, a.constrained = 0, 0, false
 	a.windowStart = now
@@ -122,8 +139,12 @@ func (a *aimd) tick(now time.Time) (rate float64, v Verdict, w window, evaluated
 
 // decide is the control law on one window: unhealthy (any target exceeded,
 // with enough samples) decreases; healthy with people waiting increases;
-// anything else holds.
+// anything else holds. Booking writes over the latency targets decrease
+// on their own, with MinWriteSamples of them, whatever the reads say.
 func (l Law) decide(w window, constrained bool) Verdict {
+	if w.Writes >= int64(l.MinWriteSamples) && (w.WriteP90 > l.TargetP90 || w.WriteP99 > l.TargetP99) {
+		return VerdictDecrease
+	}
 	if w.Samples < int64(l.MinSamples) {
 		// A saturated pool shows even without latency samples.
 		if w.PoolP90 > l.MaxPoolWait {

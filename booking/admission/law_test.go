@@ -30,6 +30,13 @@ func TestLawDecide(t *testing.T) {
 		{"too few samples", window{Samples: 5, P99: 5 * time.Second}, true, VerdictHold},
 		{"few samples but pool saturated", window{Samples: 5, PoolP90: time.Second}, true, VerdictDecrease},
 		{"at the targets is healthy", with(func(w *window) { w.P90, w.P99 = l.TargetP90, l.TargetP99 }), true, VerdictIncrease},
+		// Reads fast, bookings slow: the mix's p90 and p99 are healthy,
+		// the writes on their own are not.
+		{"writes p90 over target", with(func(w *window) { w.Writes, w.WriteP90, w.WriteP99 = 8, 600*time.Millisecond, 700*time.Millisecond }), true, VerdictDecrease},
+		{"writes p99 over target", with(func(w *window) { w.Writes, w.WriteP90, w.WriteP99 = 8, 100*time.Millisecond, 3*time.Second }), true, VerdictDecrease},
+		{"slow writes decrease even with few reads", window{Samples: 6, Writes: 6, WriteP90: 2 * time.Second, WriteP99: 2 * time.Second}, true, VerdictDecrease},
+		{"too few writes to judge", with(func(w *window) { w.Writes, w.WriteP90, w.WriteP99 = 4, 3*time.Second, 3*time.Second }), true, VerdictIncrease},
+		{"healthy writes", with(func(w *window) { w.Writes, w.WriteP90, w.WriteP99 = 30, 200*time.Millisecond, 900*time.Millisecond }), true, VerdictIncrease},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -42,7 +49,36 @@ func TestLawDecide(t *testing.T) {
 
 func feed(a *aimd, n int, lat time.Duration, failed bool) {
 	for range n {
-		a.observe(lat, failed)
+		a.observe(lat, failed, false)
+	}
+}
+
+// TestAIMDWritesJudgedAlone: ten fast reads to every slow booking keep the
+// mix's p90 and p99 under their targets; the bookings' own p90 does not.
+func TestAIMDWritesJudgedAlone(t *testing.T) {
+	l := testLaw()
+	a := newAIMD(l, 20, 500, 100)
+	a.tick(t0)
+	feed(a, 300, time.Millisecond, false)
+	for range 10 {
+		a.observe(800*time.Millisecond, false, true)
+	}
+	a.markConstrained()
+	r, v, w, ev := a.tick(t0.Add(time.Second))
+	if !ev || v != VerdictDecrease || r != 70 {
+		t.Fatalf("tick = rate %g, %s (evaluated %v), want 70 after a decrease; window %+v", r, v, ev, w)
+	}
+	if w.P99 > l.TargetP99 || w.P90 > l.TargetP90 {
+		t.Fatalf("the mix should look healthy: %+v", w)
+	}
+	if w.Samples != 310 || w.Writes != 10 || w.WriteP90 < 790*time.Millisecond {
+		t.Fatalf("window %+v, want 310 samples of which 10 writes at about 800 ms", w)
+	}
+	// The next window starts empty.
+	feed(a, 300, time.Millisecond, false)
+	a.markConstrained()
+	if r, v, w, _ := a.tick(t0.Add(2 * time.Second)); v != VerdictIncrease || w.Writes != 0 {
+		t.Fatalf("after reset: rate %g, %s, window %+v", r, v, w)
 	}
 }
 

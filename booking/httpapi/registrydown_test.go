@@ -103,3 +103,36 @@ func TestObserveSeesErrorCodes(t *testing.T) {
 		t.Fatalf("observed %+v, want %+v", seen, want)
 	}
 }
+
+// TestObserveLatencyFromTheRouter: the latency the admission signal gets
+// runs from when the router took the request, so what a booking costs
+// before its handler (token verification, the person's lookup, the Flow
+// wrappers that let it through) is part of the booking path's health.
+func TestObserveLatencyFromTheRouter(t *testing.T) {
+	const delay = 300 * time.Millisecond
+	var mu sync.Mutex
+	var seen []time.Duration
+	e := newEnvWith(t, backends[0].dsn(t), nil, func(cfg *httpapi.Config) {
+		cfg.Observe = func(_ string, _ int, _ booking.Code, elapsed time.Duration) {
+			mu.Lock()
+			seen = append(seen, elapsed)
+			mu.Unlock()
+		}
+		// A Flow wrapper that lets the request through after a while (as
+		// a contended limit or session store would).
+		cfg.Flow = append(cfg.Flow, func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				time.Sleep(delay)
+				next.ServeHTTP(w, r)
+			})
+		})
+	})
+	if r := e.book(e.token(personA), "k1", bookBody("C000001", vday, "pfizer")); r.status != 201 {
+		t.Fatalf("book: %d %s", r.status, r.body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 1 || seen[0] < delay {
+		t.Fatalf("observed %v, want one latency of at least %v", seen, delay)
+	}
+}

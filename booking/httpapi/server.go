@@ -90,9 +90,11 @@ type Config struct {
 	EndSession func(ctx context.Context, personID, session string) error
 	// Observe, when set, is told of every booking-flow response that got
 	// past the Flow wrappers (the work the booking path did): its route
-	// pattern, status, error code ("" for a success) and latency — the
-	// admission controller's health signal. Refusals by the waiting room,
-	// the limits or the session rule are not observed.
+	// pattern, status, error code ("" for a success) and latency from when
+	// the router took the request (token verification and the person's
+	// lookup included) — the admission controller's health signal.
+	// Refusals by the waiting room, the limits or the session rule are not
+	// observed.
 	Observe func(route string, status int, code booking.Code, elapsed time.Duration)
 }
 
@@ -192,6 +194,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		}
 		pattern = "unmatched"
 	} else {
+		if s.cfg.Observe != nil {
+			r = r.WithContext(context.WithValue(r.Context(), startKey{}, start))
+		}
 		s.mux.ServeHTTP(sw, r) // again through the mux: it sets path values
 	}
 	s.metrics.observe(pattern, sw.status, time.Since(start))
@@ -308,16 +313,24 @@ func PersonOf(v Verifier) func(*http.Request) (string, bool) {
 	}
 }
 
+// startKey carries the time the router took a request (for observed).
+type startKey struct{}
+
 // observed reports h's responses to Observe: the booking-flow work that
 // got past every Flow wrapper (a refusal by the waiting room, a limit or
 // the session rule is not the booking path's health), with its route,
-// status, error code and latency.
+// status, error code and latency. The latency runs from when the router
+// took the request: the token's verification and the person's lookup are
+// part of what a booking costs.
 func (s *Server) observed(h http.Handler) http.Handler {
 	if s.cfg.Observe == nil {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
+		start, ok := r.Context().Value(startKey{}).(time.Time)
+		if !ok {
+			start = time.Now()
+		}
 		ow := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		h.ServeHTTP(ow, r)
 		s.cfg.Observe(r.Pattern, ow.status, ow.code, time.Since(start))

@@ -115,6 +115,31 @@ func spreadOpenings(ts []time.Time, preOpening time.Duration) []time.Time {
 	return out
 }
 
+// admissionObserver is what observeAdmission feeds (*admission.Controller).
+type admissionObserver interface {
+	Observe(latency time.Duration, failed bool)
+	ObserveWrite(latency time.Duration, failed bool)
+}
+
+// observeAdmission feeds the waiting room's control law from the booking
+// flow's responses: the writes (book, assign, change, cancel) as writes,
+// judged on their own, the reads as reads. An answer that the registry is
+// unavailable is not the booking path's health but the cache's and the
+// breaker's business: it must not shrink admission for everyone (nor
+// count its wait on the registry's deadline), so it is left out.
+func observeAdmission(adm admissionObserver) func(route string, status int, code booking.Code, elapsed time.Duration) {
+	return func(route string, status int, code booking.Code, elapsed time.Duration) {
+		if code == booking.EREGISTRYDOWN {
+			return
+		}
+		if strings.HasPrefix(route, "POST ") || strings.HasPrefix(route, "DELETE ") {
+			adm.ObserveWrite(elapsed, status >= 500)
+			return
+		}
+		adm.Observe(elapsed, status >= 500)
+	}
+}
+
 // watchPoolWait feeds the admission law with the database pool's wait: each
 // second, the mean wait of the requests that had to wait for a connection
 // (zero when none did).

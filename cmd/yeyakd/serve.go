@@ -384,11 +384,7 @@ func newAPI(ctx, bg context.Context, cfg *config, db *sqlstore.DB, svc *booking.
 		extra["GET /v1/queue/{ticket}"] = q
 		extra["GET "+admission.PagePath] = q
 		acfg.Flow = append(acfg.Flow, adm.Middleware)
-		acfg.Observe = func(_ string, status int, code booking.Code, elapsed time.Duration) {
-			// The registry being down is the cache's and the breaker's
-			// business: it must not shrink admission for everyone.
-			adm.Observe(elapsed, status >= 500 && code != booking.EREGISTRYDOWN)
-		}
+		acfg.Observe = observeAdmission(adm)
 	} else {
 		log.Warn("admission off: no waiting room in front of the booking flow")
 	}
