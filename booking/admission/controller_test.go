@@ -477,3 +477,42 @@ func TestFailedDrawHoldsAdmission(t *testing.T) {
 		}
 	}
 }
+
+// TestGate: in front of authentication, Gate refuses a request without a
+// pass while people wait — never asking who the caller is — and lets
+// everything else through to Middleware: requests with a pass (good or
+// bad: Middleware judges them) and any request while nobody waits.
+func TestGate(t *testing.T) {
+	asked := 0
+	c, clk, _ := newTestController(t, func(cfg *Config) {
+		cfg.Floor, cfg.Ceiling, cfg.Initial = 1, 1, 1
+		cfg.PersonFunc = func(r *http.Request) (string, bool) { asked++; return headerPerson(r) }
+	})
+	reached := 0
+	gated := c.Gate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached++ }))
+
+	// Nobody waits: through, whatever the request carries.
+	call(t, gated, "GET", "/v1/me/eligibility", "", nil, "")
+	if reached != 1 || asked != 0 {
+		t.Fatalf("free flow: reached %d, asked %d; want through without asking who", reached, asked)
+	}
+
+	// A line: a request without a pass is refused at the gate, unasked.
+	for _, p := range []string{"alice", "bob", "dave"} {
+		join(t, c, p)
+	}
+	clk.Add(200 * time.Millisecond)
+	asked = 0
+	assertQueueRequired(t, call(t, gated, "POST", "/v1/bookings", "carol", nil, ""))
+	if reached != 1 || asked != 0 {
+		t.Fatalf("surge, no pass: reached %d, asked %d; want refused without asking who", reached, asked)
+	}
+	if !c.law.constrained {
+		t.Fatal("a refusal at the gate must mark the rate as the constraint")
+	}
+	// With a pass (here garbage): through to Middleware, which judges it.
+	call(t, gated, "POST", "/v1/bookings", "carol", map[string]string{PassHeader: "letmein"}, "")
+	if reached != 2 {
+		t.Fatalf("surge, with a pass: reached %d, want 2", reached)
+	}
+}

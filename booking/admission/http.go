@@ -82,17 +82,43 @@ func (c *Controller) Middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		c.law.markConstrained()
-		c.m.passesRejected.WithLabelValues(Reason(passErr)).Inc()
-		c.m.refused.Inc()
-		w.Header().Set("Location", c.cfg.QueuePath)
-		w.Header().Set("Retry-After", "1")
-		msg := "The booking service is busy: join the queue at " + c.cfg.QueuePath + " and present the pass you receive."
-		if passErr != ErrMissing {
-			msg = "The pass is not valid (" + Reason(passErr) + "): join the queue at " + c.cfg.QueuePath + "."
-		}
-		writeError(w, http.StatusTooManyRequests, CodeQueueRequired, msg, true)
+		c.refuse(w, passErr)
 	})
+}
+
+// Gate refuses, before anything else is spent on it, a booking-flow
+// request that presents no pass while people wait in line (or for a draw):
+// Middleware could only refuse it later. Mounted in front of the token's
+// verification, it keeps a crowd's first attempts cheap (no signature to
+// check, no person to look up): the crowd's verification work moves to the
+// queue's join, which the host can bound, and the admitted people's
+// requests keep the CPU. Requests with a pass, and every request while
+// nobody waits, go on to the next handler (Middleware behind it still
+// decides).
+func (c *Controller) Gate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get(PassHeader) == "" {
+			if st := c.advance(r.Context(), c.cfg.Now(), false); st.Waiting > 0 || st.Pending > 0 {
+				c.refuse(w, ErrMissing)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// refuse answers 429 queue_required: the rate is the binding constraint.
+func (c *Controller) refuse(w http.ResponseWriter, passErr error) {
+	c.law.markConstrained()
+	c.m.passesRejected.WithLabelValues(Reason(passErr)).Inc()
+	c.m.refused.Inc()
+	w.Header().Set("Location", c.cfg.QueuePath)
+	w.Header().Set("Retry-After", "1")
+	msg := "The booking service is busy: join the queue at " + c.cfg.QueuePath + " and present the pass you receive."
+	if passErr != ErrMissing {
+		msg = "The pass is not valid (" + Reason(passErr) + "): join the queue at " + c.cfg.QueuePath + "."
+	}
+	writeError(w, http.StatusTooManyRequests, CodeQueueRequired, msg, true)
 }
 
 // Handler serves the queue: POST {QueuePath} (join, or get one's place

@@ -136,3 +136,56 @@ func TestObserveLatencyFromTheRouter(t *testing.T) {
 		t.Fatalf("observed %v, want one latency of at least %v", seen, delay)
 	}
 }
+
+// TestGateBeforeAuthentication: the Gate runs on every booking-flow route
+// before the token is looked at (a request with a forged token meets the
+// gate's answer, not 401), and on no other route.
+func TestGateBeforeAuthentication(t *testing.T) {
+	var mu sync.Mutex
+	var gated []string
+	e := newEnvWith(t, backends[0].dsn(t), nil, func(cfg *httpapi.Config) {
+		cfg.EndSession = func(context.Context, string, string) error { return nil }
+		cfg.Gate = func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				gated = append(gated, r.Method+" "+r.URL.Path)
+				mu.Unlock()
+				if r.Header.Get("X-Let-Through") != "" {
+					next.ServeHTTP(w, r)
+					return
+				}
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusTooManyRequests)
+				_, _ = w.Write([]byte(`{"error":{"code":"queue_required","message":"wait","retryable":true}}`))
+			})
+		}
+	})
+	forged := "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"
+	for _, rt := range []struct{ method, path string }{
+		{"GET", "/v1/me/eligibility?campaign=c2026"},
+		{"GET", "/v1/clinics?campaign=c2026"},
+		{"POST", "/v1/bookings"},
+		{"POST", "/v1/bookings:assign"},
+		{"GET", "/v1/bookings"},
+		{"GET", "/v1/bookings/b1"},
+		{"DELETE", "/v1/bookings/b1"},
+		{"POST", "/v1/bookings/b1/reschedule"},
+	} {
+		if r := e.do(rt.method, rt.path, forged, "", nil); r.status != http.StatusTooManyRequests || r.code(t) != "queue_required" {
+			t.Errorf("%s %s with a forged token: %d %s, want the gate's 429", rt.method, rt.path, r.status, r.body)
+		}
+	}
+	if r := e.do("GET", "/v1/me/eligibility?campaign=c2026", forged, "", map[string]string{"X-Let-Through": "1"}); r.status != http.StatusUnauthorized {
+		t.Errorf("through the gate with a forged token: %d %s, want 401", r.status, r.body)
+	}
+	mu.Lock()
+	n := len(gated)
+	mu.Unlock()
+	e.do("GET", "/v1/campaigns", "", "", nil)
+	e.do("DELETE", "/v1/me/session", forged, "", nil)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(gated) != n || n != 9 {
+		t.Fatalf("gated %d requests %v, want the 9 booking-flow ones only", len(gated), gated)
+	}
+}

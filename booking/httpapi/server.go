@@ -84,6 +84,12 @@ type Config struct {
 	// was sent). Surge admission, per-person rate limits and the session
 	// rule go here; the first wrapper given runs first. nil means none.
 	Flow []func(http.Handler) http.Handler
+	// Gate wraps the booking-flow routes before anything else is spent on
+	// a request (before the token's verification): a cheap refusal, such
+	// as the waiting room's of a request without a pass during a surge
+	// (admission.Controller.Gate). Its refusals are not observed. nil
+	// means none.
+	Gate func(http.Handler) http.Handler
 	// EndSession, when set, serves DELETE /v1/me/session (sign out): it
 	// ends the caller's session so another device may sign in (the
 	// one-active-session rule). nil: the route answers 404.
@@ -157,7 +163,7 @@ func (s *Server) routes() {
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	s.mux.HandleFunc("GET /v1/openapi.yaml", s.openapi)
 	s.mux.HandleFunc("GET /v1/campaigns", s.campaigns)
-	s.mux.Handle("GET /v1/clinics", s.maybeAuthed(s.flow(s.observed(http.HandlerFunc(s.clinics)))))
+	s.mux.Handle("GET /v1/clinics", s.gate(s.maybeAuthed(s.flow(s.observed(http.HandlerFunc(s.clinics))))))
 	s.mux.Handle("GET /v1/me/eligibility", s.authed(s.eligibility))
 	if s.cfg.EndSession != nil {
 		s.mux.Handle("DELETE /v1/me/session", s.authedPlain(s.endSession))
@@ -337,6 +343,14 @@ func (s *Server) observed(h http.Handler) http.Handler {
 	})
 }
 
+// gate wraps h in the configured Gate.
+func (s *Server) gate(h http.Handler) http.Handler {
+	if s.cfg.Gate == nil {
+		return h
+	}
+	return s.cfg.Gate(h)
+}
+
 // flow wraps h in the configured Flow wrappers, the first outermost.
 func (s *Server) flow(h http.Handler) http.Handler {
 	for i := len(s.cfg.Flow) - 1; i >= 0; i-- {
@@ -353,7 +367,7 @@ func (s *Server) authed(h authedHandler) http.Handler {
 		id, _ := IdentityFrom(r.Context())
 		h(w, r, id)
 	})))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.gate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tok, err := auth.ParseAuthorization(r.Header.Get("Authorization"))
 		if err == nil {
 			var id auth.Identity
@@ -370,7 +384,7 @@ func (s *Server) authed(h authedHandler) http.Handler {
 		s.log.Debug("token refused", "path", r.Pattern, "err", err)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="yeyak"`)
 		s.fail(w, r, "", err)
-	})
+	}))
 }
 
 // authedPlain verifies the bearer token and runs h without the Flow

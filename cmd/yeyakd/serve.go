@@ -384,6 +384,7 @@ func newAPI(ctx, bg context.Context, cfg *config, db *sqlstore.DB, svc *booking.
 		extra["GET /v1/queue/{ticket}"] = q
 		extra["GET "+admission.PagePath] = q
 		acfg.Flow = append(acfg.Flow, adm.Middleware)
+		acfg.Gate = adm.Gate
 		acfg.Observe = observeAdmission(adm)
 	} else {
 		log.Warn("admission off: no waiting room in front of the booking flow")
