@@ -349,10 +349,13 @@ func (c *Cache) fetch(personID string, force bool) (result, error) {
 		return result{e: e, src: SourceRegistry}, nil
 	}
 	c.registryErrors.Add(1)
-	// Stale-if-error: any positive entry not past StaleTTL answers.
+	// Stale-if-error: any entry not past StaleTTL answers, a "not found"
+	// as well (past NegativeTTL the registry is asked first, but when it
+	// cannot answer its last word stands: an unknown person hears 403
+	// unknown_person, not 503).
 	mem.mu.Lock()
 	e, ok := mem.lru.Peek(personID)
-	if ok && !e.notFound && e.age(now) < c.cfg.StaleTTL {
+	if ok && e.age(now) < c.cfg.StaleTTL {
 		e.refreshFailed = now.UnixNano()
 		mem.counts.staleIfError++
 		mem.mu.Unlock()
@@ -573,10 +576,30 @@ var (
 // putWarm stores records the warmer fetched in bulk, in memory and in
 // Redis (one pipeline per chunk). seq0 is c.invalSeq read before the bulk
 // call: people invalidated since are stored as invalidated (see store).
-func (c *Cache) putWarm(recs []adapter.Record, seq0 uint64) {
+func (c *Cache) putWarm(ids []string, recs []adapter.Record, seq0 uint64) {
 	now := c.cfg.Now()
 	es := make([]*entry, 0, len(recs))
 	keys := make([]string, 0, len(recs))
+	// The people of ids the bulk answer left out are unknown to the
+	// registry (adapter.Registry.EligibilityBulk): remembered as such in
+	// memory, where they answer for NegativeTTL and then as the fallback
+	// when the registry cannot answer, so a crowd of unknown ids at an
+	// opening never meets 503. A person already held is left alone.
+	known := make(map[string]struct{}, len(recs))
+	for _, r := range recs {
+		known[r.PersonID] = struct{}{}
+	}
+	for _, id := range ids {
+		if _, ok := known[id]; ok || id == "" {
+			continue
+		}
+		mem := c.mem
+		mem.mu.Lock()
+		if _, held := mem.lru.Peek(id); !held && !mem.invalidatedSince(id, seq0) {
+			mem.put(id, newNegative(id, now))
+		}
+		mem.mu.Unlock()
+	}
 	for _, r := range recs {
 		if r.PersonID == "" {
 			continue

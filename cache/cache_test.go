@@ -206,6 +206,37 @@ func TestNegativeCaching(t *testing.T) {
 	}
 }
 
+// TestNegativeStaleIfError: past NegativeTTL an unknown person is asked of
+// the registry again, but when it cannot answer, its last word stands:
+// ErrNotFound (403 unknown_person), not ErrUnavailable (503) — until
+// StaleTTL.
+func TestNegativeStaleIfError(t *testing.T) {
+	reg := newFakeRegistry()
+	clk := newClock()
+	c := newCache(t, reg, cache.Config{NegativeTTL: 30 * time.Second, StaleTTL: time.Hour, FreshTTL: time.Minute, Now: clk.Now})
+	ctx := context.Background()
+	if _, err := c.Get(ctx, "P9999999999"); !errors.Is(err, adapter.ErrNotFound) {
+		t.Fatalf("first Get: %v, want ErrNotFound", err)
+	}
+	clk.Advance(31 * time.Second)
+	reg.down.Store(true)
+	for i := range 3 {
+		if _, err := c.Get(ctx, "P9999999999"); !errors.Is(err, adapter.ErrNotFound) {
+			t.Fatalf("Get %d past NegativeTTL, registry down: %v, want ErrNotFound from the stale negative", i, err)
+		}
+	}
+	if got := reg.single.Load(); got != 4 {
+		t.Fatalf("registry calls = %d, want 4 (asked first each time)", got)
+	}
+	if st := c.Stats(); st.StaleIfError != 3 {
+		t.Fatalf("stale_if_error = %d, want 3", st.StaleIfError)
+	}
+	clk.Advance(time.Hour)
+	if _, err := c.Get(ctx, "P9999999999"); !errors.Is(err, adapter.ErrUnavailable) {
+		t.Fatalf("Get past StaleTTL, registry down: %v, want ErrUnavailable", err)
+	}
+}
+
 func TestRegistryOutageAndStall(t *testing.T) {
 	for _, fault := range []string{"outage", "stall"} {
 		t.Run(fault, func(t *testing.T) {

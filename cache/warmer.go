@@ -408,7 +408,7 @@ func (w *Warmer) chunk(ctx context.Context, digit int, after string) (n, loaded 
 	if err != nil {
 		return 0, 0, fmt.Errorf("bulk eligibility of %d people: %w", len(ids), err)
 	}
-	w.c.putWarm(recs, seq0)
+	w.c.putWarm(ids, recs, seq0)
 	w.mu.Lock()
 	w.after = ids[len(ids)-1]
 	w.st.People += int64(len(ids))

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/yeyak/yeyak/adapter"
 	"github.com/yeyak/yeyak/cache"
 	"github.com/yeyak/yeyak/mocks/population"
 )
@@ -66,6 +67,51 @@ func TestWarmedDigitGroupMakesNoRegistryReads(t *testing.T) {
 	}
 	if got := reg.single.Load(); got != 0 {
 		t.Fatalf("registry reads = %d after warming, want 0", got)
+	}
+}
+
+// TestWarmerRemembersUnknownPeople: the people of a digit group the bulk
+// answer leaves out are unknown to the registry: after warming they are
+// answered ErrNotFound without a registry read, and past NegativeTTL,
+// while the registry cannot answer, still ErrNotFound (not 503).
+func TestWarmerRemembersUnknownPeople(t *testing.T) {
+	reg, pcfg := populated(20_000)
+	clk := newClock()
+	c := newCache(t, reg, cache.Config{Now: clk.Now})
+	roster := rosterOf(pcfg)
+	w, err := cache.NewWarmer(c, cache.WarmerConfig{Roster: roster, ChunkSize: 500, ChunksPerSecond: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const digit = 3
+	if err := w.Start(context.Background(), digit); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "warmer to finish", func() bool { return w.Status().State == cache.WarmerDone })
+	var unknown []string
+	for p := range population.People(pcfg) {
+		if p.Unknown && p.Digit() == digit {
+			unknown = append(unknown, p.ID)
+		}
+	}
+	if len(unknown) == 0 {
+		t.Fatal("no unknown people in the digit group")
+	}
+	ctx := context.Background()
+	for _, id := range unknown {
+		if _, err := c.Get(ctx, id); !errors.Is(err, adapter.ErrNotFound) {
+			t.Fatalf("Get(unknown %s): %v, want ErrNotFound", id, err)
+		}
+	}
+	if got := reg.single.Load(); got != 0 {
+		t.Fatalf("registry reads = %d for %d warmed unknown people, want 0", got, len(unknown))
+	}
+	clk.Advance(cache.DefaultNegativeTTL + time.Second)
+	reg.down.Store(true)
+	for _, id := range unknown {
+		if _, err := c.Get(ctx, id); !errors.Is(err, adapter.ErrNotFound) {
+			t.Fatalf("Get(unknown %s) past NegativeTTL with the registry down: %v, want ErrNotFound", id, err)
+		}
 	}
 }
 
