@@ -35,7 +35,12 @@
 //     ends. The call itself is bounded by RefreshTimeout and detached from
 //     any one caller. If the registry cannot answer and an older record is
 //     held (e.g. one invalidated after a booking change), it answers marked
-//     StaleIfError; else the error wraps adapter.ErrUnavailable.
+//     StaleIfError — a "not found" past NegativeTTL included, until
+//     StaleTTL; else the error wraps adapter.ErrUnavailable.
+//
+// The warmer stores the people of a digit group that the registry's bulk
+// answer leaves out as "not found" (memory only), so unknown ids arriving
+// at an opening are answered without the registry.
 //
 // # Invalidation
 //
