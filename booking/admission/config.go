@@ -76,7 +76,7 @@ type Config struct {
 	// requests; no goroutine). Default 100 ms.
 	AdvanceInterval time.Duration
 	// MinPoll and MaxPoll clamp the poll interval told to waiting clients
-	// (Retry-After). Defaults 1 s and 30 s.
+	// (Retry-After: half the estimated wait). Defaults 1 s and 30 s.
 	MinPoll, MaxPoll time.Duration
 
 	// Now is the clock; every time the controller uses is the server's.

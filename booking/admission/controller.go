@@ -280,7 +280,9 @@ func (c *Controller) status(now time.Time, person string, key PersonKey, p Place
 		s.Position = p.Ahead + 1
 		wait := time.Duration(float64(s.Position) / r * float64(time.Second))
 		s.EstimatedWaitSeconds = ceilSeconds(wait)
-		s.PollAfterSeconds = ceilSeconds(min(max(wait/3, c.cfg.MinPoll), c.cfg.MaxPoll))
+		// Half the wait: about log2(wait/MinPoll) polls a person (a
+		// third had cost the surge 11 polls a person, 556,000 in all).
+		s.PollAfterSeconds = ceilSeconds(min(max(wait/2, c.cfg.MinPoll), c.cfg.MaxPoll))
 	case StatePending:
 		draw := c.drawAt(now)
 		if draw.IsZero() { // drawn meanwhile by another instance; poll again soon

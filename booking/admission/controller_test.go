@@ -516,3 +516,29 @@ func TestGate(t *testing.T) {
 		t.Fatalf("surge, with a pass: reached %d, want 2", reached)
 	}
 }
+
+// TestPollAfterHalfTheWait: a waiting person is told to come back after
+// half the estimated wait, clamped to [MinPoll, MaxPoll].
+func TestPollAfterHalfTheWait(t *testing.T) {
+	c, _, _ := newTestController(t, func(cfg *Config) { cfg.Floor, cfg.Ceiling, cfg.Initial = 10, 10, 10 })
+	var last, middle Status
+	for i := range 1000 {
+		s := join(t, c, fmt.Sprint("p-", i))
+		switch i {
+		case 399:
+			middle = s
+		case 999:
+			last = s
+		}
+	}
+	// At 10/s: position 400 waits 40 s (poll after 20 s); position 1,000
+	// waits 100 s (poll after MaxPoll, 30 s).
+	middle = poll(t, c, "p-399", middle.Ticket)
+	if middle.State != "waiting" || middle.EstimatedWaitSeconds < 39 || middle.EstimatedWaitSeconds > 41 ||
+		middle.PollAfterSeconds != (middle.EstimatedWaitSeconds+1)/2 {
+		t.Fatalf("position ~400: %+v, want a wait of ~40 s and a poll after half of it", middle)
+	}
+	if last = poll(t, c, "p-999", last.Ticket); last.PollAfterSeconds != 30 {
+		t.Fatalf("position ~1000: %+v, want poll after MaxPoll (30 s)", last)
+	}
+}
