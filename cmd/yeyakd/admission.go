@@ -168,8 +168,18 @@ func watchPoolWait(ctx context.Context, db *sqlx.DB, adm *admission.Controller) 
 // polls (and the demo's sign-ins) arrive by the tens of thousands in a
 // surge, each costing a token verification: bounded, they cannot take the
 // CPU the admitted people's bookings need.
-func bounded(h http.Handler, n int) http.Handler {
-	sem := make(chan struct{}, n)
+func bounded(h http.Handler, n int) http.Handler { return newLane(n).bound(h) }
+
+// lane is a bound on requests at work at once, shared by every handler
+// bound to it.
+type lane chan struct{}
+
+// newLane returns a lane of n requests at once.
+func newLane(n int) lane { return make(lane, n) }
+
+// bound serves h within the lane: a request waits its turn (or until its
+// client leaves, when nothing is done).
+func (sem lane) bound(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case sem <- struct{}{}:

@@ -127,10 +127,13 @@ func (d *demo) provider() auth.ProviderConfig {
 		Keys: func(ctx context.Context) (jwk.Set, error) { return d.idp.PublicSet(ctx, demoProvider) }}
 }
 
+// demoSignInPattern is the demo's sign-in route (in the crowd's lane).
+const demoSignInPattern = "POST /demo/token"
+
 // handlers are mounted on the public listener in demo mode only.
 func (d *demo) handlers() map[string]http.Handler {
 	return map[string]http.Handler{
-		"POST /demo/token":              d.idp.DemoTokenHandler(demoProvider, 30*time.Minute, d.birthDate),
+		demoSignInPattern:               d.idp.DemoTokenHandler(demoProvider, 30*time.Minute, d.birthDate),
 		"GET /demo/people":              http.HandlerFunc(d.people),
 		"GET /idp/{provider}/jwks.json": d.idp.Handler(),
 	}

@@ -346,9 +346,17 @@ func newAPI(ctx, bg context.Context, cfg *config, db *sqlstore.DB, svc *booking.
 		provs = append(provs, pc)
 	}
 	extra := map[string]http.Handler{}
+	// The crowd's lane: the waiting room's joins and polls and the demo's
+	// sign-ins share --queue-workers, so together they take at most that
+	// many cores from the admitted people's bookings.
+	crowd := newLane(queueWorkers(cfg))
 	if d != nil {
 		provs = append(provs, d.provider())
 		for pattern, h := range d.handlers() {
+			if pattern == demoSignInPattern {
+				extra[pattern] = crowd.bound(h)
+				continue
+			}
 			extra[pattern] = bounded(h, queueWorkers(cfg))
 		}
 	}
@@ -379,7 +387,7 @@ func newAPI(ctx, bg context.Context, cfg *config, db *sqlstore.DB, svc *booking.
 		if adm, err = newAdmission(cfg, campaigns, v, rc, reg, now, log); err != nil {
 			return nil, nil, nil, fmt.Errorf("admission: %w", err)
 		}
-		q := bounded(adm.Handler(), queueWorkers(cfg))
+		q := crowd.bound(adm.Handler())
 		extra["POST /v1/queue"] = q
 		extra["GET /v1/queue/{ticket}"] = q
 		extra["GET "+admission.PagePath] = q

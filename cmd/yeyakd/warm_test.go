@@ -77,6 +77,54 @@ func TestPprofOnlyWhenAsked(t *testing.T) {
 	}
 }
 
+// TestLaneSharedByHandlers: two handlers bound to one lane of 2 have at
+// most 2 requests at work together (the waiting room's and the demo
+// sign-ins' share --queue-workers).
+func TestLaneSharedByHandlers(t *testing.T) {
+	var mu sync.Mutex
+	busy, peak := 0, 0
+	release := make(chan struct{})
+	work := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		busy++
+		peak = max(peak, busy)
+		mu.Unlock()
+		<-release
+		mu.Lock()
+		busy--
+		mu.Unlock()
+	})
+	l := newLane(2)
+	a, b := l.bound(work), l.bound(work)
+	var wg sync.WaitGroup
+	for i := range 6 {
+		h := a
+		if i%2 == 1 {
+			h = b
+		}
+		wg.Go(func() { h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/v1/queue", nil)) })
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		n := busy
+		mu.Unlock()
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d at work, want 2", n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // a third would have started by now
+	close(release)
+	wg.Wait()
+	if peak != 2 {
+		t.Fatalf("peak %d at work over both handlers, want 2", peak)
+	}
+}
+
 // TestBoundedServesAtMostN: at most n requests are at work at once; the
 // others wait their turn and are then served; a client that leaves while
 // waiting is dropped without work.
