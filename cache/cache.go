@@ -302,8 +302,11 @@ func (c *Cache) fetch(personID string, force bool) (result, error) {
 		// An invalidated person is asked of the registry, not of Redis,
 		// whose copy is (being) deleted.
 		skipRedis := (ok && e.invalidated) || mem.redisPending(personID)
+		// invalidated is guarded by the lock (Invalidate sets it): read it
+		// here, not after.
+		current := ok && c.usable(e, now) && !e.invalidated
 		mem.mu.Unlock()
-		if ok && c.usable(e, now) && !e.invalidated {
+		if current {
 			return result{e: e, src: SourceMemory, joined: true}, nil
 		}
 		if c.rds != nil && !skipRedis {
