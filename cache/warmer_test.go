@@ -27,19 +27,27 @@ func rosterOf(cfg population.Config) *cache.SliceRoster {
 	return cache.NewSliceRoster(ids, func(id string) int { return digit[id] })
 }
 
-func TestWarmedDigitGroupMakesNoRegistryReads(t *testing.T) {
-	reg, pcfg := populated(20_000)
-	c := newCache(t, reg, cache.Config{})
-	roster := rosterOf(pcfg)
+// warmDigit runs a warmer over roster's digit group into c, in chunks of
+// 500, and waits until it is done.
+func warmDigit(t *testing.T, c *cache.Cache, roster cache.Roster, digit int) *cache.Warmer {
+	t.Helper()
 	w, err := cache.NewWarmer(c, cache.WarmerConfig{Roster: roster, ChunkSize: 500, ChunksPerSecond: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	const digit = 3
 	if err := w.Start(context.Background(), digit); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "warmer to finish", func() bool { return w.Status().State == cache.WarmerDone })
+	return w
+}
+
+func TestWarmedDigitGroupMakesNoRegistryReads(t *testing.T) {
+	reg, pcfg := populated(20_000)
+	c := newCache(t, reg, cache.Config{})
+	roster := rosterOf(pcfg)
+	const digit = 3
+	w := warmDigit(t, c, roster, digit)
 	st := w.Status()
 	group, _ := roster.CountForDigit(context.Background(), digit)
 	if st.People != int64(group) || st.Progress != 1 || st.Chunks != int64((group+499)/500) {
@@ -79,15 +87,8 @@ func TestWarmerRemembersUnknownPeople(t *testing.T) {
 	clk := newClock()
 	c := newCache(t, reg, cache.Config{Now: clk.Now})
 	roster := rosterOf(pcfg)
-	w, err := cache.NewWarmer(c, cache.WarmerConfig{Roster: roster, ChunkSize: 500, ChunksPerSecond: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
 	const digit = 3
-	if err := w.Start(context.Background(), digit); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "warmer to finish", func() bool { return w.Status().State == cache.WarmerDone })
+	warmDigit(t, c, roster, digit)
 	var unknown []string
 	for p := range population.People(pcfg) {
 		if p.Unknown && p.Digit() == digit {

@@ -77,50 +77,64 @@ func TestPprofOnlyWhenAsked(t *testing.T) {
 	}
 }
 
-// TestLaneSharedByHandlers: two handlers bound to one lane of 2 have at
-// most 2 requests at work together (the waiting room's and the demo
-// sign-ins' share --queue-workers).
-func TestLaneSharedByHandlers(t *testing.T) {
-	var mu sync.Mutex
-	busy, peak := 0, 0
-	release := make(chan struct{})
-	work := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		busy++
-		peak = max(peak, busy)
-		mu.Unlock()
-		<-release
-		mu.Lock()
-		busy--
-		mu.Unlock()
-	})
-	l := newLane(2)
-	a, b := l.bound(work), l.bound(work)
+// gatedWork is a handler that counts the requests at work in it (and the
+// peak) and holds each until release is closed.
+type gatedWork struct {
+	mu         sync.Mutex
+	busy, peak int
+	release    chan struct{}
+}
+
+func newGatedWork() *gatedWork { return &gatedWork{release: make(chan struct{})} }
+
+func (g *gatedWork) ServeHTTP(http.ResponseWriter, *http.Request) {
+	g.mu.Lock()
+	g.busy++
+	g.peak = max(g.peak, g.busy)
+	g.mu.Unlock()
+	<-g.release
+	g.mu.Lock()
+	g.busy--
+	g.mu.Unlock()
+}
+
+// serveAll sends 6 requests, alternating over hs, waits until n are at
+// work, runs between (the others still waiting), then releases them all
+// and returns the peak.
+func (g *gatedWork) serveAll(t *testing.T, n int, between func(), hs ...http.Handler) int {
+	t.Helper()
 	var wg sync.WaitGroup
 	for i := range 6 {
-		h := a
-		if i%2 == 1 {
-			h = b
-		}
+		h := hs[i%len(hs)]
 		wg.Go(func() { h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/v1/queue", nil)) })
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		mu.Lock()
-		n := busy
-		mu.Unlock()
-		if n == 2 {
+		g.mu.Lock()
+		b := g.busy
+		g.mu.Unlock()
+		if b == n {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d at work, want 2", n)
+			t.Fatalf("%d at work, want %d", b, n)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(time.Millisecond)
 	}
-	time.Sleep(50 * time.Millisecond) // a third would have started by now
-	close(release)
+	time.Sleep(50 * time.Millisecond) // one more would have started by now
+	between()
+	close(g.release)
 	wg.Wait()
-	if peak != 2 {
+	return g.peak
+}
+
+// TestLaneSharedByHandlers: two handlers bound to one lane of 2 have at
+// most 2 requests at work together (the waiting room's and the demo
+// sign-ins' share --queue-workers).
+func TestLaneSharedByHandlers(t *testing.T) {
+	g := newGatedWork()
+	l := newLane(2)
+	if peak := g.serveAll(t, 2, func() {}, l.bound(g), l.bound(g)); peak != 2 {
 		t.Fatalf("peak %d at work over both handlers, want 2", peak)
 	}
 }
@@ -129,41 +143,13 @@ func TestLaneSharedByHandlers(t *testing.T) {
 // others wait their turn and are then served; a client that leaves while
 // waiting is dropped without work.
 func TestBoundedServesAtMostN(t *testing.T) {
-	var mu sync.Mutex
-	busy, peak := 0, 0
-	release := make(chan struct{})
-	h := bounded(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		busy++
-		peak = max(peak, busy)
-		mu.Unlock()
-		<-release
-		mu.Lock()
-		busy--
-		mu.Unlock()
-	}), 2)
-	var wg sync.WaitGroup
-	for range 6 {
-		wg.Go(func() { h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/v1/queue", nil)) })
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		mu.Lock()
-		b := busy
-		mu.Unlock()
-		if b == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d at work, want 2", b)
-		}
-		time.Sleep(time.Millisecond)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/v1/queue", nil).WithContext(ctx)) // gone: returns at once
-	close(release)
-	wg.Wait()
+	g := newGatedWork()
+	h := bounded(g, 2)
+	peak := g.serveAll(t, 2, func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("POST", "/v1/queue", nil).WithContext(ctx)) // gone: returns at once
+	}, h)
 	if peak != 2 {
 		t.Fatalf("peak %d at work, want 2", peak)
 	}
