@@ -37,7 +37,7 @@
 //	})
 //	if err != nil { … }
 //	adm.Mount(mux)                                      // POST /v1/queue, GET /v1/queue/{ticket}, GET /queue
-//	mux.Handle("/v1/bookings", adm.Middleware(bookings)) // and the other booking-flow routes
+//	mux.Handle("/v1/bookings", adm.Gate(authenticate(adm.Middleware(bookings)))) // and the other booking-flow routes
 //	// in the booking handlers: adm.Observe(elapsed, status >= 500) for
 //	// reads, adm.ObserveWrite(elapsed, status >= 500) for bookings
 //
