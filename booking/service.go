@@ -82,9 +82,8 @@ type Service struct {
 	onChanged func(ctx context.Context, personID string)
 	changedTO time.Duration
 
-	campaignTTL time.Duration
-	campaigns   sync.Map // id → cachedCampaign
-	clinics     sync.Map // id → cachedClinic
+	campaigns ttlReads[*Campaign]
+	clinics   ttlReads[*Clinic]
 }
 
 // NewService returns a Service, or an error if Store or People is missing.
@@ -96,10 +95,12 @@ func NewService(cfg ServiceConfig) (*Service, error) {
 		return nil, errors.New("booking: NewService: People is required")
 	}
 	s := &Service{store: cfg.Store, people: cfg.People, now: cfg.Now, log: cfg.Logger,
-		onChanged: cfg.OnPersonChanged, changedTO: cfg.PersonChangedTimeout, campaignTTL: cfg.CampaignTTL}
-	if s.campaignTTL == 0 {
-		s.campaignTTL = DefaultCampaignTTL
+		onChanged: cfg.OnPersonChanged, changedTO: cfg.PersonChangedTimeout}
+	ttl := cfg.CampaignTTL
+	if ttl == 0 {
+		ttl = DefaultCampaignTTL
 	}
+	s.campaigns.ttl, s.clinics.ttl = ttl, ttl
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -164,19 +165,9 @@ func (s *Service) Campaign(ctx context.Context, id string) (*Campaign, error) {
 	if strings.TrimSpace(id) == "" {
 		return nil, Errorf(EINVALID, "campaign id is empty")
 	}
-	if s.campaignTTL > 0 {
-		if v, ok := s.campaigns.Load(id); ok {
-			if cc := v.(cachedCampaign); time.Since(cc.at) < s.campaignTTL {
-				return cc.c, nil
-			}
-		}
-	}
-	c, err := s.store.Campaign(ctx, id)
+	c, err := s.campaigns.get(id, func() (*Campaign, error) { return s.store.Campaign(ctx, id) })
 	if err != nil {
 		return nil, fmt.Errorf("get campaign %s: %w", id, err)
-	}
-	if s.campaignTTL > 0 {
-		s.campaigns.Store(id, cachedCampaign{c: c, at: time.Now()})
 	}
 	return c, nil
 }
@@ -185,34 +176,37 @@ func (s *Service) Campaign(ctx context.Context, id string) (*Campaign, error) {
 // (clinics change as rarely as campaigns: a `clinic load`). A clinic that
 // does not exist is not remembered.
 func (s *Service) clinic(ctx context.Context, id string) (*Clinic, error) {
-	if s.campaignTTL > 0 {
-		if v, ok := s.clinics.Load(id); ok {
-			if cc := v.(cachedClinic); time.Since(cc.at) < s.campaignTTL {
-				return cc.c, nil
+	return s.clinics.get(id, func() (*Clinic, error) { return s.store.Clinic(ctx, id) })
+}
+
+// ttlReads keeps what the Store answered for each id and reuses it for
+// ttl (wall clock: an entry's age is real time, whatever the service's
+// clock says); ttl 0 reads the Store every time. Errors are not kept.
+type ttlReads[T any] struct {
+	ttl time.Duration
+	m   sync.Map // id → ttlRead[T]
+}
+
+type ttlRead[T any] struct {
+	v  T
+	at time.Time
+}
+
+// get returns id's value, from memory when read less than ttl ago, else
+// from read.
+func (t *ttlReads[T]) get(id string, read func() (T, error)) (T, error) {
+	if t.ttl > 0 {
+		if e, ok := t.m.Load(id); ok {
+			if r := e.(ttlRead[T]); time.Since(r.at) < t.ttl {
+				return r.v, nil
 			}
 		}
 	}
-	c, err := s.store.Clinic(ctx, id)
-	if err != nil {
-		return nil, err
+	v, err := read()
+	if err == nil && t.ttl > 0 {
+		t.m.Store(id, ttlRead[T]{v: v, at: time.Now()})
 	}
-	if s.campaignTTL > 0 {
-		s.clinics.Store(id, cachedClinic{c: c, at: time.Now()})
-	}
-	return c, nil
-}
-
-// cachedClinic is a clinic read from the Store at a time.
-type cachedClinic struct {
-	c  *Clinic
-	at time.Time
-}
-
-// cachedCampaign is a campaign read from the Store at a time (wall clock:
-// the cache's age is real time, whatever the service's clock says).
-type cachedCampaign struct {
-	c  *Campaign
-	at time.Time
+	return v, err
 }
 
 // subject is the outcome of looking a person up for a campaign.

@@ -74,13 +74,7 @@ func BenchmarkBookSQLite(b *testing.B) { benchBook(b, openSQLite(b)) }
 func benchApplySupply(b *testing.B, db *DB) {
 	ctx := context.Background()
 	c := seedCampaign(b, db)
-	n := 200
-	if v := os.Getenv("YEYAK_BENCH_CLINICS"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil || n < 1 {
-			b.Fatalf("YEYAK_BENCH_CLINICS=%q", v)
-		}
-	}
+	n := benchClinics(b)
 	clinics := make([]booking.Clinic, n)
 	for i := range clinics {
 		clinics[i] = booking.Clinic{ID: fmt.Sprintf("S%05d", i), Name: "Clinic", Region: "11-110", Products: []string{"pfizer"}}
@@ -131,13 +125,7 @@ func BenchmarkApplySupplySQLite(b *testing.B) { benchApplySupply(b, openSQLite(b
 func benchRollOver(b *testing.B, db *DB) {
 	ctx := context.Background()
 	base := seedCampaign(b, db)
-	n := 200
-	if v := os.Getenv("YEYAK_BENCH_CLINICS"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil || n < 1 {
-			b.Fatalf("YEYAK_BENCH_CLINICS=%q", v)
-		}
-	}
+	n := benchClinics(b)
 	clinics := make([]booking.Clinic, n)
 	var rows []booking.Supply
 	for i := range clinics {
@@ -187,3 +175,17 @@ func BenchmarkRollOverPostgres(b *testing.B) { benchRollOver(b, openPostgres(b))
 
 // BenchmarkRollOverSQLite: go test -run ^$ -bench RollOverSQLite -benchtime 1x ./booking/sqlstore/
 func BenchmarkRollOverSQLite(b *testing.B) { benchRollOver(b, openSQLite(b)) }
+
+// benchClinics is YEYAK_BENCH_CLINICS, the clinics a seeding or roll-over
+// benchmark makes (default 200).
+func benchClinics(b *testing.B) int {
+	v := os.Getenv("YEYAK_BENCH_CLINICS")
+	if v == "" {
+		return 200
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("YEYAK_BENCH_CLINICS=%q", v)
+	}
+	return n
+}

@@ -3,10 +3,8 @@ package sqlstore
 import (
 	"context"
 	"fmt"
-	"os"
 	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -319,13 +317,7 @@ func runSeedTests(t *testing.T, open func(testing.TB) *DB) {
 // quota rows at the default, and reports quota rows/s.
 func benchSeed(b *testing.B, db *DB) {
 	ctx := context.Background()
-	n := 200
-	if v := os.Getenv("YEYAK_BENCH_CLINICS"); v != "" {
-		var err error
-		if n, err = strconv.Atoi(v); err != nil || n < 1 {
-			b.Fatalf("YEYAK_BENCH_CLINICS=%q", v)
-		}
-	}
+	n := benchClinics(b)
 	clinics := make([]booking.Clinic, n)
 	var supply []booking.Supply
 	for i := range clinics {

@@ -103,3 +103,19 @@ func resampledP99(sorted []float64, r *rand.Rand) float64 {
 	}
 	return sorted[heap[0]]
 }
+
+// judge fails v when the fault side's p99 exceeds factor × the healthy
+// side's beyond what the samples can tell apart, or when either side has
+// fewer than minSamples calls; who names the people compared ("cached
+// people's", "admitted people's") and under what ("under the fault", "").
+func (c comparison) judge(v *verdict, factor float64, minSamples int64, who, under string) {
+	switch {
+	case c.healthyN < minSamples || c.faultN < minSamples:
+		v.fail("p99: too few booking calls to compare (healthy twin %d, %s %d, need %d each)", c.healthyN, who, c.faultN, minSamples)
+	case c.exceeds(factor):
+		v.fail("p99: %s booking p99 %.1f ms%s is over %.1f× the healthy twin's %.1f ms (%.2f×, at least %.2f× at 95%%)",
+			who, c.faultP99, under, factor, c.healthyP99, c.ratio, c.lower)
+	case c.ratio > factor:
+		v.figure("p99 ratio over %.1f× but within what %d and %d calls can tell apart", factor, c.healthyN, c.faultN)
+	}
+}

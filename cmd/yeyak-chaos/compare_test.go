@@ -61,3 +61,26 @@ func TestCompareP99(t *testing.T) {
 		t.Errorf("empty side: %+v", c)
 	}
 }
+
+// TestJudge: too few calls fails, a p99 over the factor beyond the
+// samples' doubt fails, one over it within the doubt is only a figure,
+// one under it is nothing.
+func TestJudge(t *testing.T) {
+	tests := []struct {
+		name           string
+		c              comparison
+		fails, figures int
+	}{
+		{"too few", comparison{healthyN: 10, faultN: 900, ratio: 1, lower: 1}, 1, 0},
+		{"over beyond doubt", comparison{healthyN: 900, faultN: 900, ratio: 3, lower: 2.5}, 1, 0},
+		{"over within doubt", comparison{healthyN: 900, faultN: 900, ratio: 1.6, lower: 1.2}, 0, 1},
+		{"under", comparison{healthyN: 900, faultN: 900, ratio: 1.1, lower: 0.9}, 0, 0},
+	}
+	for _, tt := range tests {
+		v := &verdict{}
+		tt.c.judge(v, 1.5, 500, "admitted people's", "")
+		if len(v.failures) != tt.fails || len(v.figures) != tt.figures {
+			t.Errorf("%s: failures %q figures %q", tt.name, v.failures, v.figures)
+		}
+	}
+}

@@ -235,15 +235,7 @@ func registryFault(f registry.Faults, provisional bool) func(ctx context.Context
 		u := faulty.uncached
 		v.figure("uncached people under the fault: %d of %d booked, %d answers 503 registry_unavailable",
 			u.Booked, u.People.Started, u.Errors["eligibility:registry_unavailable"]+u.Errors["book:registry_unavailable"])
-		switch {
-		case cmp.healthyN < m.MinSamples || cmp.faultN < m.MinSamples:
-			v.fail("p99: too few booking calls to compare (healthy %d, fault %d, need %d each)", cmp.healthyN, cmp.faultN, m.MinSamples)
-		case cmp.exceeds(p99Factor):
-			v.fail("p99: cached people's booking p99 %.1f ms under the fault is over %.1f× the healthy twin's %.1f ms (%.2f×, at least %.2f× at 95%%)",
-				cmp.faultP99, p99Factor, cmp.healthyP99, cmp.ratio, cmp.lower)
-		case cmp.ratio > p99Factor:
-			v.figure("p99 ratio over %.1f× but within what %d and %d calls can tell apart", p99Factor, cmp.healthyN, cmp.faultN)
-		}
+		cmp.judge(v, p99Factor, m.MinSamples, "cached people's", " under the fault")
 		if n, which := cachedErrors(faulty.cached); n > 0 {
 			v.fail("cached people met %d errors on the way to a booking during the fault: %s", n, strings.Join(which, " "))
 		}

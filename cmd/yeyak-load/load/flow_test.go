@@ -218,24 +218,7 @@ func TestWaitingRoom(t *testing.T) {
 		}
 		s.created(w, r)
 	})
-	person := func(r *http.Request) (string, bool) {
-		p := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-		return p, p != "" && p != r.Header.Get("Authorization")
-	}
-	adm, err := admission.New(admission.Config{
-		Keys:       []admission.Key{{ID: "k1", Secret: []byte("0123456789abcdef0123456789abcdef")}},
-		PersonFunc: person, Floor: 4, Ceiling: 4, RequestsPerAdmit: 1,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	adm.Mount(mux)
-	flow := adm.Middleware(s.mux)
-	for _, p := range []string{"GET /v1/me/eligibility", "GET /v1/clinics", "POST /v1/bookings", "GET /v1/bookings"} {
-		mux.Handle(p, flow)
-	}
-	mux.Handle("/", s.mux)
+	mux := behindLine(t, s, 4)
 	ids := make([]int, 16)
 	for i := range ids {
 		ids[i] = i
@@ -318,6 +301,13 @@ func lineTarget(t *testing.T, rate float64) http.Handler {
 	t.Helper()
 	var s *scripted
 	s = newScripted(t, func(w http.ResponseWriter, r *http.Request, n int64) { s.created(w, r) })
+	return behindLine(t, s, rate)
+}
+
+// behindLine puts s behind the real admission controller at rate people
+// per second: the booking flow through its Middleware, the queue mounted.
+func behindLine(t *testing.T, s *scripted, rate float64) http.Handler {
+	t.Helper()
 	person := func(r *http.Request) (string, bool) {
 		p := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
 		return p, p != "" && p != r.Header.Get("Authorization")

@@ -222,14 +222,20 @@ func (r *runner) openLoop(ctx, flowCtx context.Context, people *sync.WaitGroup, 
 		if ctx.Err() != nil {
 			return
 		}
-		if r.rec.inFlight.Load() >= int64(r.cfg.MaxInFlight) {
-			r.rec.dropped.Add(1)
-			continue
-		}
-		if r.start(flowCtx, people, k) == nil {
+		if !r.launch(flowCtx, people, k) {
 			return
 		}
 	}
+}
+
+// launch starts the k-th person, or drops them when MaxInFlight people
+// are already in the flow; false means nobody is left to start.
+func (r *runner) launch(flowCtx context.Context, people *sync.WaitGroup, k int) bool {
+	if r.rec.inFlight.Load() >= int64(r.cfg.MaxInFlight) {
+		r.rec.dropped.Add(1)
+		return true
+	}
+	return r.start(flowCtx, people, k) != nil
 }
 
 // fedLoop starts one person per value received from Feed, until it is
@@ -247,11 +253,7 @@ func (r *runner) fedLoop(ctx, flowCtx context.Context, people *sync.WaitGroup, s
 		if r.bounded(k, time.Since(start)) {
 			return
 		}
-		if r.rec.inFlight.Load() >= int64(r.cfg.MaxInFlight) {
-			r.rec.dropped.Add(1)
-			continue
-		}
-		if r.start(flowCtx, people, k) == nil {
+		if !r.launch(flowCtx, people, k) {
 			return
 		}
 	}
