@@ -32,6 +32,7 @@ type Controller struct {
 	log   *slog.Logger
 	m     *metrics
 	free  *rate.Limiter
+	door  *rate.Limiter // passes handed to people the line admitted
 
 	rngMu sync.Mutex
 	rng   *rand.Rand
@@ -66,6 +67,7 @@ func New(cfg Config) (*Controller, error) {
 		rate:  cfg.Initial,
 	}
 	c.free = rate.NewLimiter(rate.Limit(cfg.Initial*cfg.RequestsPerAdmit), int(math.Ceil(cfg.Initial*cfg.RequestsPerAdmit)))
+	c.door = rate.NewLimiter(rate.Limit(cfg.Initial), c.doorBurst(cfg.Initial))
 	m.rate.Set(cfg.Initial)
 	return c, nil
 }
@@ -180,6 +182,8 @@ func (c *Controller) advance(ctx context.Context, now time.Time, force bool) Sta
 				"error_rate", w.ErrorRate, "pool_wait_p90", w.PoolP90)
 			c.free.SetLimitAt(now, rate.Limit(r*c.cfg.RequestsPerAdmit))
 			c.free.SetBurstAt(now, int(math.Ceil(r*c.cfg.RequestsPerAdmit)))
+			c.door.SetLimitAt(now, rate.Limit(r))
+			c.door.SetBurstAt(now, c.doorBurst(r))
 		}
 	}
 	n, st, err := c.store.Advance(ctx, Step{Now: now, Rate: r, Burst: r, ForgetBefore: now.Add(-c.cfg.ClaimWindow)})
@@ -203,6 +207,12 @@ func (c *Controller) advance(ctx context.Context, now time.Time, force bool) Sta
 	c.m.estimatedWait.Set(float64(st.Waiting) / r)
 	c.stats = st
 	return st
+}
+
+// doorBurst is the most passes the door hands out at once at rate r: one
+// second's worth, as the line's own step banks (Step.Burst).
+func (c *Controller) doorBurst(r float64) int {
+	return max(1, int(math.Ceil(r)))
 }
 
 // Join gives person a place in line (or returns the place they hold) and
@@ -272,6 +282,23 @@ func (c *Controller) status(now time.Time, person string, key PersonKey, p Place
 	r := c.Rate()
 	switch p.State {
 	case StateAdmitted:
+		if !c.door.AllowN(now, 1) {
+			// The door: the line admits people when they are ranked, but
+			// they learn it at their next poll — up to MaxPoll later, and
+			// everyone who joined in the same second polls in the same
+			// second. Handing all their passes out at once would send
+			// them into the booking flow in bursts many times the rate,
+			// each burst a latency spike (the surge saw 418 bookings in
+			// one second at a rate of 22/s). Passes leave at the rate;
+			// the others are next in line, back in a moment.
+			c.m.doorWaits.Inc()
+			s.State = StateWaiting.String()
+			s.Position = 1
+			s.EstimatedWaitSeconds = ceilSeconds(time.Duration(float64(time.Second) / r))
+			s.PollAfterSeconds = ceilSeconds(jitter(c.cfg.MinPoll * 2))
+			c.law.markConstrained()
+			return s
+		}
 		exp := now.Add(c.cfg.PassTTL)
 		s.Pass = c.sign.sign(kindPass, person, claims{Seq: p.Seq, Issued: now, Expires: exp})
 		s.PassExpiresAt = &exp
@@ -281,8 +308,10 @@ func (c *Controller) status(now time.Time, person string, key PersonKey, p Place
 		wait := time.Duration(float64(s.Position) / r * float64(time.Second))
 		s.EstimatedWaitSeconds = ceilSeconds(wait)
 		// Half the wait: about log2(wait/MinPoll) polls a person (a
-		// third had cost the surge 11 polls a person, 556,000 in all).
-		s.PollAfterSeconds = ceilSeconds(min(max(wait/2, c.cfg.MinPoll), c.cfg.MaxPoll))
+		// third had cost the surge 11 polls a person, 556,000 in all),
+		// jittered so that the people who joined in one second do not
+		// poll together ever after.
+		s.PollAfterSeconds = ceilSeconds(jitter(min(max(wait/2, c.cfg.MinPoll), c.cfg.MaxPoll)))
 	case StatePending:
 		draw := c.drawAt(now)
 		if draw.IsZero() { // drawn meanwhile by another instance; poll again soon
@@ -301,6 +330,11 @@ func (c *Controller) status(now time.Time, person string, key PersonKey, p Place
 		s.PollAfterSeconds = ceilSeconds(max(untilDraw+jitter, c.cfg.MinPoll))
 	}
 	return s
+}
+
+// jitter returns a uniformly random duration in [d/2, d].
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
 }
 
 func ceilSeconds(d time.Duration) int64 {

@@ -471,9 +471,11 @@ func TestFailedDrawHoldsAdmission(t *testing.T) {
 	}
 	clk.Add(time.Second)
 	c.advance(context.Background(), clk.Now(), true) // the draw succeeds, then the step
-	for who, tk := range map[string]string{"prior": prior.Ticket, "early": early.Ticket} {
-		if s := poll(t, c, who, tk); s.State != "admitted" {
-			t.Fatalf("%s after the retried draw: %+v, want admitted", who, s)
+	// (Read from the line itself: at this rate the door hands out one pass
+	// per 1,000 s.)
+	for _, who := range []string{"prior", "early"} {
+		if p, _ := c.store.Place(context.Background(), personKey(c.cfg.PersonSalt, who)); p.State != StateAdmitted {
+			t.Fatalf("%s after the retried draw: %+v, want admitted", who, p)
 		}
 	}
 }
@@ -533,12 +535,66 @@ func TestPollAfterHalfTheWait(t *testing.T) {
 	}
 	// At 10/s: position 400 waits 40 s (poll after 20 s); position 1,000
 	// waits 100 s (poll after MaxPoll, 30 s).
-	middle = poll(t, c, "p-399", middle.Ticket)
-	if middle.State != "waiting" || middle.EstimatedWaitSeconds < 39 || middle.EstimatedWaitSeconds > 41 ||
-		middle.PollAfterSeconds != (middle.EstimatedWaitSeconds+1)/2 {
-		t.Fatalf("position ~400: %+v, want a wait of ~40 s and a poll after half of it", middle)
+	// Each answer is jittered within [half, all] of that.
+	seen := map[int64]bool{}
+	for range 200 {
+		middle = poll(t, c, "p-399", middle.Ticket)
+		half := (middle.EstimatedWaitSeconds + 1) / 2
+		if middle.State != "waiting" || middle.EstimatedWaitSeconds < 39 || middle.EstimatedWaitSeconds > 41 ||
+			middle.PollAfterSeconds < half/2 || middle.PollAfterSeconds > half {
+			t.Fatalf("position ~400: %+v, want a wait of ~40 s and a poll after a quarter to a half of it", middle)
+		}
+		if last = poll(t, c, "p-999", last.Ticket); last.PollAfterSeconds < 15 || last.PollAfterSeconds > 30 {
+			t.Fatalf("position ~1000: %+v, want poll after half MaxPoll to MaxPoll (15-30 s)", last)
+		}
+		seen[last.PollAfterSeconds] = true
 	}
-	if last = poll(t, c, "p-999", last.Ticket); last.PollAfterSeconds != 30 {
-		t.Fatalf("position ~1000: %+v, want poll after MaxPoll (30 s)", last)
+	// People who joined together must not poll together ever after.
+	if len(seen) < 8 {
+		t.Fatalf("200 answers told %d distinct poll intervals (%v), want them spread over 15-30 s", len(seen), seen)
+	}
+}
+
+// TestDoorPacesPasses: people the line admitted while they were not
+// looking all poll at once; the door hands their passes out at the
+// admission rate (one second's worth at once), and tells the others they
+// are next, back in a second or two.
+func TestDoorPacesPasses(t *testing.T) {
+	c, clk, _ := newTestController(t, func(cfg *Config) { cfg.Floor, cfg.Ceiling, cfg.Initial = 10, 10, 10 })
+	tickets := map[string]string{}
+	for i := range 100 {
+		p := fmt.Sprint("p-", i)
+		tickets[p] = join(t, c, p).Ticket
+	}
+	for range 100 { // 10 s at 10/s: the line admits everyone
+		clk.Add(100 * time.Millisecond)
+		c.advance(context.Background(), clk.Now(), true)
+	}
+	if st := c.Stats(); st.Waiting != 0 {
+		t.Fatalf("%+v: want everyone admitted by the line", st)
+	}
+	passes := func() (n int) {
+		for p, tk := range tickets {
+			s := poll(t, c, p, tk)
+			switch {
+			case s.State == "admitted" && s.Pass != "":
+				n++
+				delete(tickets, p)
+			case s.State == "waiting" && s.Position == 1 && s.PollAfterSeconds >= 1 && s.PollAfterSeconds <= 2:
+			default:
+				t.Fatalf("%s: %+v, want a pass or next at the door", p, s)
+			}
+		}
+		return n
+	}
+	if n := passes(); n != 10 {
+		t.Fatalf("100 admitted people polling at once got %d passes, want 10 (the rate, one second's worth)", n)
+	}
+	if got := testutil.ToFloat64(c.m.doorWaits); got != 90 {
+		t.Fatalf("door waits %v, want 90", got)
+	}
+	clk.Add(500 * time.Millisecond)
+	if n := passes(); n != 5 {
+		t.Fatalf("half a second later: %d passes, want 5", n)
 	}
 }

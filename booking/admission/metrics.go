@@ -16,6 +16,7 @@ type metrics struct {
 	tickets        prometheus.Counter
 	passesIssued   prometheus.Counter
 	passesRejected *prometheus.CounterVec
+	doorWaits      prometheus.Counter
 	refused        prometheus.Counter
 	verdicts       *prometheus.CounterVec
 }
@@ -40,13 +41,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		passesRejected: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "passes_rejected_total",
 			Help: "Guarded requests refused during a surge, by reason (missing, malformed, unknown_key, bad_signature, expired)."},
 			[]string{"reason"}),
+		doorWaits: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "door_waits_total",
+			Help: "Polls of admitted people told to come back in a moment: passes are handed out at the admission rate (the door), not all at once."}),
 		refused: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "queue_required_total",
 			Help: "Guarded requests answered 429 queue_required."}),
 		verdicts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "law_verdicts_total",
 			Help: "Control-law evaluations by verdict (increase, decrease, hold)."}, []string{"verdict"}),
 	}
 	for _, c := range []prometheus.Collector{m.waiting, m.pending, m.rate, m.estimatedWait, m.admitted, m.tickets,
-		m.passesIssued, m.passesRejected, m.refused, m.verdicts} {
+		m.passesIssued, m.passesRejected, m.doorWaits, m.refused, m.verdicts} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("admission: register metrics: %w", err)
 		}
