@@ -295,6 +295,40 @@ func TestPeopleComeFromManyAddresses(t *testing.T) {
 	}
 }
 
+// TestSignInApartFromBookingConnections: a person's sign-in (the identity
+// provider's call) never travels over the connections the booking flow
+// uses, so a crowd signing in slowly cannot hold up an admitted person's
+// booking call in the load tool.
+func TestSignInApartFromBookingConnections(t *testing.T) {
+	var s *scripted
+	s = newScripted(t, func(w http.ResponseWriter, r *http.Request, n int64) { s.created(w, r) })
+	var mu sync.Mutex
+	signIn, flow := map[string]bool{}, map[string]bool{}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		if r.URL.Path == "/demo/token" {
+			signIn[r.RemoteAddr] = true
+		} else if strings.HasPrefix(r.URL.Path, "/v1/me") || strings.HasPrefix(r.URL.Path, "/v1/clinics") || strings.HasPrefix(r.URL.Path, "/v1/bookings") {
+			flow[r.RemoteAddr] = true
+		}
+		mu.Unlock()
+		s.mux.ServeHTTP(w, r)
+	})
+	// One connection each way: kept alive, a shared one would carry both.
+	sum := runOne(t, h, Config{Shape: ShapeClosed, Concurrency: 1, People: []int{1, 2, 3}, Sources: 1, Conns: 1})
+	if sum.Booked != 3 {
+		t.Fatalf("booked %d, errors %v", sum.Booked, sum.Errors)
+	}
+	if len(signIn) == 0 || len(flow) == 0 {
+		t.Fatalf("connections seen: sign-in %v, flow %v", signIn, flow)
+	}
+	for a := range signIn {
+		if flow[a] {
+			t.Fatalf("connection %s carried both a sign-in and booking-flow calls", a)
+		}
+	}
+}
+
 // lineTarget is the scripted target behind the real admission controller
 // at rate people per second (no free flow beyond it).
 func lineTarget(t *testing.T, rate float64) http.Handler {
