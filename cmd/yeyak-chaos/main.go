@@ -46,6 +46,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -78,6 +79,9 @@ type options struct {
 	keep    bool
 	verbose bool
 	report  string
+	// cpuProfile is where the harness's own CPU profile goes (the load
+	// generator and the mock registry), "" for none.
+	cpuProfile string
 }
 
 func parse(args []string, stderr io.Writer) (options, error) {
@@ -89,6 +93,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.yeyakd, "yeyakd", "", "yeyakd binary to test (default: built from this checkout)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the scenarios' directories (yeyakd logs) and print where")
 	fs.BoolVar(&o.verbose, "v", false, "narrate each scenario's phases")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write the harness's own CPU profile (load generator, mock registry) to this file")
 	fs.StringVar(&o.report, "report", "", "also write the verdicts into this file's chaos section (BENCHMARKS.md), replacing the previous ones")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "yeyak-chaos — fault scenarios against a real yeyak system, each ending in PASS or FAIL.\n\nUsage:\n  yeyak-chaos [flags]\n\nFlags:")
@@ -116,6 +121,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 	o, err := parse(args, stderr)
 	if err != nil {
 		return 0, err
+	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return 0, err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	verdicts, err := runScenarios(ctx, o, stdout, stderr)
 	if err != nil {
