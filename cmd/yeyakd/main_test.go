@@ -61,6 +61,8 @@ func TestConfigRefusals(t *testing.T) {
 		{"--demo", "--admission-keys", "k1:short"},                          // secret under 16 bytes
 		{"--demo", "--admission-keys", "nocolon"},                           // malformed keys
 		{"--demo", "--admission-floor", "100", "--admission-ceiling", "10"}, // floor above ceiling
+		{"--demo", "--admission-target-p90", "2s"},                          // p90 target above the p99 one
+		{"--demo", "--admission-target-p90", "0s"},                          // no target
 		{"--demo", "--redis", "http://127.0.0.1:6379"},                      // not a redis URL
 		{"--demo", "--demo-registry-policy", "maybe"},                       // no such policy
 		{"--demo", "--idempotency-max-age", "1m"},                           // keys must outlive retries
