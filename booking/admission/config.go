@@ -130,6 +130,10 @@ type Law struct {
 	// Decrease is the multiplicative factor on an unhealthy interval, in
 	// (0,1). Default 0.7.
 	Decrease float64
+	// Headroom is the share of each latency target under which a healthy
+	// window may increase the rate, in (0,1]; between it and the target
+	// the rate holds. Default 0.5.
+	Headroom float64
 }
 
 var keyIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
@@ -202,6 +206,12 @@ func (cfg Config) withDefaults() (Config, error) {
 			return cfg, fmt.Errorf("admission: law decrease %g must be in (0,1)", l.Decrease)
 		}
 		l.Decrease = 0.7
+	}
+	if l.Headroom <= 0 || l.Headroom > 1 {
+		if l.Headroom != 0 {
+			return cfg, fmt.Errorf("admission: law headroom %g must be in (0,1]", l.Headroom)
+		}
+		l.Headroom = 0.5
 	}
 	if cfg.PassTTL <= 0 {
 		cfg.PassTTL = 5 * time.Minute

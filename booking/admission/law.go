@@ -138,8 +138,9 @@ func (a *aimd) tick(now time.Time) (rate float64, v Verdict, w window, evaluated
 }
 
 // decide is the control law on one window: unhealthy (any target exceeded,
-// with enough samples) decreases; healthy with people waiting increases;
-// anything else holds. Booking writes over the latency targets decrease
+// with enough samples) decreases; healthy with room (latencies within
+// Headroom of their targets) and people waiting increases; anything else
+// holds. Booking writes over the latency targets decrease
 // on their own, with MinWriteSamples of them, whatever the reads say.
 func (l Law) decide(w window, constrained bool) Verdict {
 	if w.Writes >= int64(l.MinWriteSamples) && (w.WriteP90 > l.TargetP90 || w.WriteP99 > l.TargetP99) {
@@ -155,8 +156,24 @@ func (l Law) decide(w window, constrained bool) Verdict {
 	if w.P90 > l.TargetP90 || w.P99 > l.TargetP99 || w.ErrorRate > l.MaxErrorRate || w.PoolP90 > l.MaxPoolWait {
 		return VerdictDecrease
 	}
-	if constrained {
-		return VerdictIncrease
+	if !constrained || !l.roomy(w) {
+		return VerdictHold
 	}
-	return VerdictHold
+	return VerdictIncrease
+}
+
+// roomy says the window's latencies are all within Headroom of their
+// targets: room to admit more. Between that and the targets the rate
+// holds. People admitted now reach the booking step seconds later (pass,
+// eligibility, search, then book), so a law that increases right up to
+// the target has raised the rate for several more windows before the
+// first of them books: the surge's rate climbed to 250/s and fell to the
+// floor in turn, the bookings in bursts. Holding once latency rises damps
+// that swing.
+func (l Law) roomy(w window) bool {
+	room := func(d, target time.Duration) bool { return float64(d) <= l.Headroom*float64(target) }
+	if !room(w.P90, l.TargetP90) || !room(w.P99, l.TargetP99) {
+		return false
+	}
+	return w.Writes < int64(l.MinWriteSamples) || (room(w.WriteP90, l.TargetP90) && room(w.WriteP99, l.TargetP99))
 }

@@ -29,14 +29,18 @@ func TestLawDecide(t *testing.T) {
 		{"pool wait over max", with(func(w *window) { w.PoolP90 = 80 * time.Millisecond }), true, VerdictDecrease},
 		{"too few samples", window{Samples: 5, P99: 5 * time.Second}, true, VerdictHold},
 		{"few samples but pool saturated", window{Samples: 5, PoolP90: time.Second}, true, VerdictDecrease},
-		{"at the targets is healthy", with(func(w *window) { w.P90, w.P99 = l.TargetP90, l.TargetP99 }), true, VerdictIncrease},
+		{"at the targets is healthy, without room: hold", with(func(w *window) { w.P90, w.P99 = l.TargetP90, l.TargetP99 }), true, VerdictHold},
+		{"p90 past the headroom: hold", with(func(w *window) { w.P90 = 200 * time.Millisecond }), true, VerdictHold},
+		{"p99 at the headroom: increase", with(func(w *window) { w.P99 = 500 * time.Millisecond }), true, VerdictIncrease},
 		// Reads fast, bookings slow: the mix's p90 and p99 are healthy,
 		// the writes on their own are not.
 		{"writes p90 over target", with(func(w *window) { w.Writes, w.WriteP90, w.WriteP99 = 8, 600*time.Millisecond, 700*time.Millisecond }), true, VerdictDecrease},
 		{"writes p99 over target", with(func(w *window) { w.Writes, w.WriteP90, w.WriteP99 = 8, 100*time.Millisecond, 3*time.Second }), true, VerdictDecrease},
 		{"slow writes decrease even with few reads", window{Samples: 6, Writes: 6, WriteP90: 2 * time.Second, WriteP99: 2 * time.Second}, true, VerdictDecrease},
 		{"too few writes to judge", with(func(w *window) { w.Writes, w.WriteP90, w.WriteP99 = 4, 3*time.Second, 3*time.Second }), true, VerdictIncrease},
-		{"healthy writes", with(func(w *window) { w.Writes, w.WriteP90, w.WriteP99 = 30, 200*time.Millisecond, 900*time.Millisecond }), true, VerdictIncrease},
+		{"healthy writes with room", with(func(w *window) { w.Writes, w.WriteP90, w.WriteP99 = 30, 100*time.Millisecond, 400*time.Millisecond }), true, VerdictIncrease},
+		{"healthy writes without room: hold", with(func(w *window) { w.Writes, w.WriteP90, w.WriteP99 = 30, 200*time.Millisecond, 900*time.Millisecond }), true, VerdictHold},
+		{"too few writes: their latency has no say in the room", with(func(w *window) { w.Writes, w.WriteP90 = 4, 240*time.Millisecond }), true, VerdictIncrease},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
