@@ -32,8 +32,11 @@ func surgeScenario(m Mode) scenario {
 		// open; a short lead keeps the schedule off tomorrow's group).
 		args: []string{"--ops-token", surgeOpsToken, "--warm-lead", "1s", "--warm-rate", "50"},
 		// The twin is the same system that nobody surges: its waiting room
-		// starts at the ceiling, so the people it is fed pass in free flow.
-		twinArgs: []string{"--admission-initial", "1000"}}
+		// is pinned at 1000/s (floor = ceiling), so the people it is fed
+		// pass in free flow and its own law cannot reshape the stream (it
+		// had sent twin people into a line of its own: a twin queue wait
+		// p50 of 4 s).
+		twinArgs: []string{"--admission-floor", "1000", "--admission-ceiling", "1000"}}
 }
 
 // surgeFloor is yeyakd's default --admission-floor, people per second:
