@@ -110,10 +110,14 @@ func TestWaitingRoomOnTheRealRoutes(t *testing.T) {
 	if r := e.do("GET", "/v1/queue/"+ticketB, a, "", nil); r.status != 404 || r.code(t) != "ticket_not_found" {
 		t.Fatalf("A polls B's ticket: %d %s, want 404 ticket_not_found", r.status, r.body)
 	}
-	pb := e.do("GET", "/v1/queue/"+ticketB, b, "", nil)
-	passB, _ := pb.json(t)["pass"].(string)
-	if pb.status != 200 || pb.json(t)["state"] != "admitted" || passB == "" {
-		t.Fatalf("B's poll: %d %s, want admitted with a pass", pb.status, pb.body)
+	// B's join took the banked admission: its answer carries the pass. A
+	// poll in the same second finds the door (one pass a second) shut.
+	passB, _ := jb.json(t)["pass"].(string)
+	if jb.json(t)["state"] != "admitted" || passB == "" {
+		t.Fatalf("B's join: %s, want admitted with a pass", jb.body)
+	}
+	if pb := e.do("GET", "/v1/queue/"+ticketB, b, "", nil); pb.status != 200 || pb.json(t)["state"] != "waiting" || pb.json(t)["position"] != 1.0 {
+		t.Fatalf("B's poll in the same second: %d %s, want next at the door (waiting, position 1)", pb.status, pb.body)
 	}
 	if r := e.do("POST", "/v1/bookings", b, body, map[string]string{"Idempotency-Key": "k-b", admission.PassHeader: passB}); r.status != 201 {
 		t.Fatalf("B with a pass: %d %s", r.status, r.body)
