@@ -67,7 +67,7 @@ func New(cfg Config) (*Controller, error) {
 		rate:  cfg.Initial,
 	}
 	c.free = rate.NewLimiter(rate.Limit(cfg.Initial*cfg.RequestsPerAdmit), int(math.Ceil(cfg.Initial*cfg.RequestsPerAdmit)))
-	c.door = rate.NewLimiter(rate.Limit(cfg.Initial), c.doorBurst(cfg.Initial))
+	c.door = rate.NewLimiter(rate.Limit(cfg.Initial), doorBurst(cfg.Initial))
 	m.rate.Set(cfg.Initial)
 	return c, nil
 }
@@ -183,7 +183,7 @@ func (c *Controller) advance(ctx context.Context, now time.Time, force bool) Sta
 			c.free.SetLimitAt(now, rate.Limit(r*c.cfg.RequestsPerAdmit))
 			c.free.SetBurstAt(now, int(math.Ceil(r*c.cfg.RequestsPerAdmit)))
 			c.door.SetLimitAt(now, rate.Limit(r))
-			c.door.SetBurstAt(now, c.doorBurst(r))
+			c.door.SetBurstAt(now, doorBurst(r))
 		}
 	}
 	n, st, err := c.store.Advance(ctx, Step{Now: now, Rate: r, Burst: r, ForgetBefore: now.Add(-c.cfg.ClaimWindow)})
@@ -211,7 +211,7 @@ func (c *Controller) advance(ctx context.Context, now time.Time, force bool) Sta
 
 // doorBurst is the most passes the door hands out at once at rate r: one
 // second's worth, as the line's own step banks (Step.Burst).
-func (c *Controller) doorBurst(r float64) int {
+func doorBurst(r float64) int {
 	return max(1, int(math.Ceil(r)))
 }
 
