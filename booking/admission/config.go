@@ -101,9 +101,13 @@ type Config struct {
 // the window's booking-path latency (p90, p99), error rate and database pool
 // wait (p90) with their targets; the booking writes' latency (p90, p99) is
 // also compared on its own once a window holds MinWriteSamples of them. Any
-// target exceeded: rate ×= Decrease.
-// All healthy and people waiting (the rate is the binding constraint):
-// rate += Increase. Otherwise the rate holds. The rate is clamped to
+// target exceeded: rate ×= Decrease, then the rate holds for Settle (the
+// people already admitted are still on their way to the booking step).
+// All healthy, with Headroom, and people waiting (the rate is the binding
+// constraint), the writes' p90 within Gradient of its recent best:
+// rate += Increase, in smaller steps as the rate nears the one
+// the last decrease was taken at (the knee found), down to Probe of a
+// step at and past it. Otherwise the rate holds. The rate is clamped to
 // [Floor, Ceiling].
 type Law struct {
 	// Interval is the evaluation window. Default 1 s.
@@ -134,7 +138,29 @@ type Law struct {
 	// window may increase the rate, in (0,1]; between it and the target
 	// the rate holds. Default 0.5.
 	Headroom float64
+	// Settle is how long the rate holds after a decrease before the law
+	// judges again: people admitted before it reach the booking step
+	// seconds later, and judging their latency again would decrease for
+	// the same overload twice. Default 2 s.
+	Settle time.Duration
+	// Probe is the share of Increase by which the rate grows at and past
+	// the rate of the last decrease, in (0,1]; below it the step shrinks
+	// from Increase to Probe×Increase as the rate nears it. Past it by a
+	// tenth, the knee is forgotten (capacity grew). Default 0.1.
+	Probe float64
+	// Gradient bounds the booking writes' p90 for an increase relative to
+	// their best: a window with MinSamples writes or more may increase
+	// only while its writes' p90 is at most Gradient × the lowest writes'
+	// p90 of the last BaselineWindows such windows (as adaptive
+	// concurrency limiters compare latency with its floor). The fixed
+	// targets say when the service is overloaded; this says when it is
+	// starting to queue. Default 4.
+	Gradient float64
 }
+
+// BaselineWindows is how many recent windows with enough booking writes
+// the law takes the writes' best p90 from (see Law.Gradient).
+const BaselineWindows = 30
 
 var keyIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
 
@@ -212,6 +238,24 @@ func (cfg Config) withDefaults() (Config, error) {
 			return cfg, fmt.Errorf("admission: law headroom %g must be in (0,1]", l.Headroom)
 		}
 		l.Headroom = 0.5
+	}
+	if l.Settle < 0 {
+		return cfg, fmt.Errorf("admission: law settle %v must not be negative", l.Settle)
+	}
+	if l.Settle == 0 {
+		l.Settle = 2 * time.Second
+	}
+	if l.Probe <= 0 || l.Probe > 1 {
+		if l.Probe != 0 {
+			return cfg, fmt.Errorf("admission: law probe %g must be in (0,1]", l.Probe)
+		}
+		l.Probe = 0.1
+	}
+	if l.Gradient < 0 || (l.Gradient > 0 && l.Gradient < 1) {
+		return cfg, fmt.Errorf("admission: law gradient %g must be at least 1", l.Gradient)
+	}
+	if l.Gradient == 0 {
+		l.Gradient = 4
 	}
 	if cfg.PassTTL <= 0 {
 		cfg.PassTTL = 5 * time.Minute

@@ -176,9 +176,9 @@ func (c *Controller) advance(ctx context.Context, now time.Time, force bool) Sta
 	r, verdict, w, evaluated := c.law.tick(now)
 	if evaluated {
 		c.m.verdicts.WithLabelValues(string(verdict)).Inc()
-		if verdict != VerdictHold {
+		if verdict == VerdictIncrease || verdict == VerdictDecrease {
 			c.log.Info("admission rate changed", "verdict", string(verdict), "rate", r,
-				"samples", w.Samples, "p90", w.P90, "p99", w.P99, "writes", w.Writes, "write_p90", w.WriteP90, "write_p99", w.WriteP99,
+				"samples", w.Samples, "p90", w.P90, "p99", w.P99, "writes", w.Writes, "write_p90", w.WriteP90, "write_p99", w.WriteP99, "write_base", w.WriteBase,
 				"error_rate", w.ErrorRate, "pool_wait_p90", w.PoolP90)
 			c.free.SetLimitAt(now, rate.Limit(r*c.cfg.RequestsPerAdmit))
 			c.free.SetBurstAt(now, int(math.Ceil(r*c.cfg.RequestsPerAdmit)))

@@ -15,6 +15,7 @@ const (
 	VerdictHold     Verdict = "hold"     // too few samples, or healthy but the rate was not the constraint
 	VerdictIncrease Verdict = "increase" // healthy and people waiting: additive increase
 	VerdictDecrease Verdict = "decrease" // a target exceeded: multiplicative decrease
+	VerdictSettle   Verdict = "settle"   // within Settle of a decrease: not judged, the rate holds
 )
 
 // aimd is the adaptive admission rate: additive increase, multiplicative
@@ -32,6 +33,14 @@ type aimd struct {
 	requests    int64
 	errors      int64
 	constrained bool // people waited (or free flow refused) during the window
+	// knee is the rate the last decrease was taken at (0: none, or
+	// forgotten): increases slow as the rate nears it.
+	knee        float64
+	settleUntil time.Time
+	// best holds the writes' p90 of the last BaselineWindows windows with
+	// MinSamples writes or more, a ring (see Law.Gradient).
+	best     [BaselineWindows]time.Duration
+	bestNext int
 }
 
 // window is the health of one evaluation interval.
@@ -45,6 +54,9 @@ type window struct {
 	// bookings ten to one and would hide slow bookings in P90 and P99.
 	Writes             int64
 	WriteP90, WriteP99 time.Duration
+	// WriteBase is the lowest writes' p90 of the recent windows (0: none
+	// yet), the floor Law.Gradient measures from.
+	WriteBase time.Duration
 }
 
 func newAIMD(law Law, floor, ceiling, initial float64) *aimd {
@@ -108,6 +120,10 @@ func (a *aimd) tick(now time.Time) (rate float64, v Verdict, w window, evaluated
 	if now.Sub(a.windowStart) < a.law.Interval {
 		return a.rate, VerdictHold, window{}, false
 	}
+	if now.Before(a.settleUntil) {
+		a.reset(now)
+		return a.rate, VerdictSettle, window{}, true
+	}
 	w = window{Samples: a.requests}
 	if a.requests > 0 {
 		w.P90 = time.Duration(a.latency.ValueAtQuantile(90)) * time.Microsecond
@@ -121,20 +137,63 @@ func (a *aimd) tick(now time.Time) (rate float64, v Verdict, w window, evaluated
 	if a.poolWait.TotalCount() > 0 {
 		w.PoolP90 = time.Duration(a.poolWait.ValueAtQuantile(90)) * time.Microsecond
 	}
+	if w.Writes >= int64(a.law.MinSamples) {
+		a.best[a.bestNext%BaselineWindows] = w.WriteP90
+		a.bestNext++
+	}
+	w.WriteBase = a.baseline()
 	v = a.law.decide(w, a.constrained)
 	switch v {
 	case VerdictIncrease:
-		a.rate += a.law.Increase
+		a.rate += a.law.step(a.rate, a.knee)
+		if a.knee > 0 && a.rate >= 1.1*a.knee {
+			a.knee = 0 // well past it without trouble: capacity grew
+		}
 	case VerdictDecrease:
+		a.knee = a.rate
 		a.rate *= a.law.Decrease
+		a.settleUntil = now.Add(a.law.Settle)
 	}
 	a.rate = min(max(a.rate, a.floor), a.ceiling)
+	a.reset(now)
+	return a.rate, v, w, true
+}
+
+// baseline is the lowest writes' p90 of the recent windows, 0 for none.
+func (a *aimd) baseline() time.Duration {
+	var b time.Duration
+	for _, d := range a.best[:min(a.bestNext, BaselineWindows)] {
+		if b == 0 || d < b {
+			b = d
+		}
+	}
+	return b
+}
+
+// reset starts a new window at now.
+func (a *aimd) reset(now time.Time) {
 	a.latency.Reset()
 	a.writes.Reset()
 	a.poolWait.Reset()
 	a.requests, a.errors, a.constrained = 0, 0, false
 	a.windowStart = now
-	return a.rate, v, w, true
+}
+
+// step is the additive increase at rate, given the knee (the rate of the
+// last decrease, 0 for none): Increase far below the knee, shrinking in
+// proportion to the distance left (a full step where the decrease put the
+// rate, Decrease×knee) down to Probe×Increase at and past it. A linear
+// climb overshoots: booking latency answers an increase seconds later
+// (the people admitted still poll, sign in, search), by which time the
+// rate has risen several steps more past the knee, and the law pays for
+// the overshoot with seconds of slow bookings. Slowing near the knee keeps
+// the overshoot to a few probe steps.
+func (l Law) step(rate, knee float64) float64 {
+	if knee <= 0 {
+		return l.Increase
+	}
+	share := (knee - rate) / ((1 - l.Decrease) * knee)
+	return l.Increase * min(1, max(l.Probe, share))
 }
 
 // decide is the control law on one window: unhealthy (any target exceeded,
@@ -175,5 +234,15 @@ func (l Law) roomy(w window) bool {
 	if !room(w.P90, l.TargetP90) || !room(w.P99, l.TargetP99) {
 		return false
 	}
-	return w.Writes < int64(l.MinWriteSamples) || (room(w.WriteP90, l.TargetP90) && room(w.WriteP99, l.TargetP99))
+	if w.Writes < int64(l.MinWriteSamples) {
+		return true
+	}
+	if !room(w.WriteP90, l.TargetP90) || !room(w.WriteP99, l.TargetP99) {
+		return false
+	}
+	// Queueing shows as the writes' latency rising from its floor long
+	// before it reaches the targets: in the surge's law log the writes'
+	// p90 went from 10–40 ms to 80–110 ms one window before each cliff
+	// (0.3–1.7 s).
+	return w.Writes < int64(l.MinSamples) || w.WriteBase == 0 || float64(w.WriteP90) <= l.Gradient*float64(w.WriteBase)
 }

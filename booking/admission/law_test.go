@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"math"
 	"testing"
 	"time"
 )
@@ -41,6 +42,11 @@ func TestLawDecide(t *testing.T) {
 		{"healthy writes with room", with(func(w *window) { w.Writes, w.WriteP90, w.WriteP99 = 30, 100*time.Millisecond, 400*time.Millisecond }), true, VerdictIncrease},
 		{"healthy writes without room: hold", with(func(w *window) { w.Writes, w.WriteP90, w.WriteP99 = 30, 200*time.Millisecond, 900*time.Millisecond }), true, VerdictHold},
 		{"too few writes: their latency has no say in the room", with(func(w *window) { w.Writes, w.WriteP90 = 4, 240*time.Millisecond }), true, VerdictIncrease},
+		// The gradient: writes' p90 against its recent best.
+		{"writes within the gradient of their best", with(func(w *window) { w.Writes, w.WriteP90, w.WriteP99, w.WriteBase = 30, 80*time.Millisecond, 100*time.Millisecond, 20*time.Millisecond }), true, VerdictIncrease},
+		{"writes queueing past the gradient: hold", with(func(w *window) { w.Writes, w.WriteP90, w.WriteP99, w.WriteBase = 30, 81*time.Millisecond, 100*time.Millisecond, 20*time.Millisecond }), true, VerdictHold},
+		{"no baseline yet: the targets alone", with(func(w *window) { w.Writes, w.WriteP90, w.WriteP99 = 30, 100*time.Millisecond, 100*time.Millisecond }), true, VerdictIncrease},
+		{"too few writes for the gradient", with(func(w *window) { w.Writes, w.WriteP90, w.WriteP99, w.WriteBase = 19, 100*time.Millisecond, 100*time.Millisecond, 10*time.Millisecond }), true, VerdictIncrease},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,52 +84,61 @@ func TestAIMDWritesJudgedAlone(t *testing.T) {
 	if w.Samples != 310 || w.Writes != 10 || w.WriteP90 < 790*time.Millisecond {
 		t.Fatalf("window %+v, want 310 samples of which 10 writes at about 800 ms", w)
 	}
-	// The next window starts empty.
+	// The next window settles; the one after starts empty.
+	if _, v, _, _ := a.tick(t0.Add(2 * time.Second)); v != VerdictSettle {
+		t.Fatalf("the window after a decrease: %s, want settle", v)
+	}
 	feed(a, 300, time.Millisecond, false)
 	a.markConstrained()
-	if r, v, w, _ := a.tick(t0.Add(2 * time.Second)); v != VerdictIncrease || w.Writes != 0 {
+	if r, v, w, _ := a.tick(t0.Add(3 * time.Second)); v != VerdictIncrease || w.Writes != 0 {
 		t.Fatalf("after reset: rate %g, %s, window %+v", r, v, w)
 	}
 }
 
 func TestAIMDTick(t *testing.T) {
-	l := testLaw() // Increase = 10, Decrease = 0.7, Interval 1 s
+	l := testLaw() // Increase = 10, Decrease = 0.7, Interval 1 s, Settle 2 s, Probe 0.1
 	a := newAIMD(l, 20, 500, 100)
 	now := t0
 	if _, _, _, ev := a.tick(now); ev {
 		t.Fatal("first tick only starts the window")
 	}
-	step := func(n int, lat time.Duration, failed, constrained bool) float64 {
+	step := func(n int, lat time.Duration, failed, constrained bool) (float64, Verdict) {
+		t.Helper()
 		feed(a, n, lat, failed)
 		if constrained {
 			a.markConstrained()
 		}
 		now = now.Add(time.Second)
-		r, _, _, ev := a.tick(now)
+		r, v, _, ev := a.tick(now)
 		if !ev {
 			t.Fatal("tick after an interval did not evaluate")
 		}
-		return r
+		return r, v
 	}
-	if r := step(50, 50*time.Millisecond, false, true); r != 110 {
+	if r, _ := step(50, 50*time.Millisecond, false, true); r != 110 {
 		t.Fatalf("healthy, constrained: rate %g, want 110 (additive +10)", r)
 	}
-	if r := step(50, 50*time.Millisecond, false, false); r != 110 {
+	if r, _ := step(50, 50*time.Millisecond, false, false); r != 110 {
 		t.Fatalf("healthy, unconstrained: rate %g, want 110 (hold)", r)
 	}
-	if r := step(50, 3*time.Second, false, true); r != 77 {
-		t.Fatalf("slow: rate %g, want 77 (×0.7)", r)
+	if r, v := step(50, 3*time.Second, false, true); r != 77 || v != VerdictDecrease {
+		t.Fatalf("slow: rate %g (%s), want 77 (×0.7)", r, v)
 	}
-	if r := step(50, 10*time.Millisecond, true, true); r != 77*0.7 {
-		t.Fatalf("failing: rate %g, want %g", r, 77*0.7)
+	// The people admitted before the decrease still book slowly: within
+	// Settle the law does not judge them again.
+	if r, v := step(50, 3*time.Second, true, true); r != 77 || v != VerdictSettle {
+		t.Fatalf("slow and failing within Settle: rate %g (%s), want 77 (settle)", r, v)
 	}
-	for range 10 {
+	if r, v := step(50, 10*time.Millisecond, true, true); r != 77*0.7 || v != VerdictDecrease {
+		t.Fatalf("failing after Settle: rate %g (%s), want %g", r, v, 77*0.7)
+	}
+	for range 20 {
 		step(50, 3*time.Second, false, true)
 	}
 	if r := a.current(); r != 20 {
 		t.Fatalf("after many decreases rate %g, want floor 20", r)
 	}
-	for range 100 {
+	for range 200 {
 		step(50, time.Millisecond, false, true)
 	}
 	if r := a.current(); r != 500 {
@@ -133,12 +148,139 @@ func TestAIMDTick(t *testing.T) {
 	for range 30 {
 		a.observePoolWait(200 * time.Millisecond)
 	}
-	if r := step(50, time.Millisecond, false, true); r != 350 {
+	if r, _ := step(50, time.Millisecond, false, true); r != 350 {
 		t.Fatalf("pool saturated: rate %g, want 350", r)
 	}
 	// Within an interval nothing is evaluated.
 	feed(a, 50, 3*time.Second, false)
 	if _, _, _, ev := a.tick(now.Add(500 * time.Millisecond)); ev {
 		t.Fatal("evaluated before the interval ended")
+	}
+}
+
+// TestLawStepNearTheKnee: full steps far below the rate of the last
+// decrease, shrinking toward it, Probe at and past it.
+func TestLawStepNearTheKnee(t *testing.T) {
+	l := testLaw() // Increase 10, Decrease 0.7, Probe 0.1
+	for _, tt := range []struct {
+		rate, knee, want float64
+	}{
+		{100, 0, 10},    // no knee: the full step
+		{70, 100, 10},   // where the decrease put the rate: full
+		{50, 100, 10},   // further below: full
+		{85, 100, 5},    // halfway back: half
+		{97, 100, 1},    // near it: the probe step
+		{100, 100, 1},   // at it: probe
+		{105, 100, 1},   // past it: probe
+		{99.5, 100, 1},  // never below the probe step
+		{91, 100, 3},    // 9/30 of the way left
+		{700, 1000, 10}, // scales with the knee
+	} {
+		if got := l.step(tt.rate, tt.knee); math.Abs(got-tt.want) > 1e-9 {
+			t.Errorf("step(rate %g, knee %g) = %g, want %g", tt.rate, tt.knee, got, tt.want)
+		}
+	}
+}
+
+// TestAIMDClimbsBackToTheKnee: after a decrease at 200/s the rate climbs
+// back in shrinking steps, passes the knee by probe steps and, a tenth
+// past it, forgets it and climbs at full steps again.
+func TestAIMDClimbsBackToTheKnee(t *testing.T) {
+	l := testLaw()
+	a := newAIMD(l, 20, 500, 200)
+	now := t0
+	a.tick(now)
+	tick := func(lat time.Duration) (float64, Verdict) {
+		feed(a, 50, lat, false)
+		a.markConstrained()
+		now = now.Add(time.Second)
+		r, v, _, _ := a.tick(now)
+		return r, v
+	}
+	if r, _ := tick(3 * time.Second); r != 140 {
+		t.Fatalf("decrease: rate %g, want 140", r)
+	}
+	tick(time.Millisecond) // settle
+	var rates []float64
+	for range 40 {
+		r, v := tick(time.Millisecond)
+		if v != VerdictIncrease {
+			t.Fatalf("healthy after settling: %s", v)
+		}
+		rates = append(rates, r)
+	}
+	if rates[0] != 150 {
+		t.Fatalf("first step back %g, want 150 (a full step from 140)", rates[0])
+	}
+	reached := -1
+	for i := 1; i < len(rates); i++ {
+		d := rates[i] - rates[i-1]
+		switch {
+		case rates[i-1] < 200 && (d > 10+1e-9 || d < 1-1e-9):
+			t.Fatalf("step %d from %g: %g, want within [probe 1, full 10]", i, rates[i-1], d)
+		case i > 1 && rates[i-1] < 200 && d > rates[i-1]-rates[i-2]+1e-9:
+			t.Fatalf("steps grow below the knee: %v", rates[:i+1])
+		}
+		if rates[i-1] >= 185 && rates[i-1] < 200 && d > 5+1e-9 {
+			t.Fatalf("step from %g: %g, want at most half a step within the last half of the way: %v", rates[i-1], d, rates[:i+1])
+		}
+		if reached < 0 && rates[i] >= 200 {
+			reached = i
+		}
+	}
+	if reached < 0 {
+		t.Fatalf("never climbed back to the knee: %v", rates)
+	}
+	// Probing past the knee by a tenth (20/s at 1/s a step) forgets it.
+	last := rates[len(rates)-1]
+	if last < 220 || last-rates[len(rates)-2] != 10 {
+		t.Fatalf("rates %v: want the knee forgotten past 220 and full steps again", rates)
+	}
+}
+
+func feedWrites(a *aimd, n int, lat time.Duration) {
+	for range n {
+		a.observe(lat, false, true)
+	}
+}
+
+// TestAIMDGradientBaseline: the writes' best p90 is kept over the last
+// BaselineWindows windows with enough writes; past the gradient the rate
+// holds, and a baseline that ages out no longer holds it.
+func TestAIMDGradientBaseline(t *testing.T) {
+	l := testLaw() // Gradient 4, MinSamples 20
+	a := newAIMD(l, 20, 500, 100)
+	now := t0
+	a.tick(now)
+	tick := func(writes int, lat time.Duration) (float64, Verdict, window) {
+		t.Helper()
+		feedWrites(a, writes, lat)
+		a.markConstrained()
+		now = now.Add(time.Second)
+		r, v, w, ev := a.tick(now)
+		if !ev {
+			t.Fatal("not evaluated")
+		}
+		return r, v, w
+	}
+	if _, v, w := tick(30, 10*time.Millisecond); v != VerdictIncrease || w.WriteBase < 9*time.Millisecond || w.WriteBase > 11*time.Millisecond {
+		t.Fatalf("first window: %s, base %v, want increase at base 10 ms", v, w.WriteBase)
+	}
+	// Few writes do not set the baseline.
+	if _, _, w := tick(5, time.Millisecond); w.WriteBase < 9*time.Millisecond {
+		t.Fatalf("5 writes set the baseline to %v", w.WriteBase)
+	}
+	if r, v, _ := tick(30, 60*time.Millisecond); v != VerdictHold || r != 110 {
+		t.Fatalf("writes at 6× their best: rate %g (%s), want a hold at 110 (the 5-write window held too: too few samples)", r, v)
+	}
+	if _, v, _ := tick(30, 38*time.Millisecond); v != VerdictIncrease {
+		t.Fatalf("writes at 3.8× their best: %s, want increase", v)
+	}
+	// BaselineWindows windows later the 10 ms window is forgotten.
+	for range BaselineWindows - 2 {
+		tick(30, 60*time.Millisecond)
+	}
+	if _, _, w := tick(30, 60*time.Millisecond); w.WriteBase < 37*time.Millisecond || w.WriteBase > 39*time.Millisecond {
+		t.Fatalf("after %d windows the base is %v, want the 38 ms window's", BaselineWindows, w.WriteBase)
 	}
 }

@@ -147,7 +147,7 @@ func TestSimSurge(t *testing.T) {
 		lat := 40*time.Millisecond + time.Duration(backlog/capacity*float64(time.Second))
 		backlog = max(0, backlog+float64(admitted)-capacity*tick.Seconds())
 		for range admitted {
-			c.Observe(lat, lat > 5*time.Second)
+			c.ObserveWrite(lat, lat > 5*time.Second)
 		}
 		if admitted > 0 {
 			_ = latencyHist.RecordValue(int64(lat / time.Millisecond))
