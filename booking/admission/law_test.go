@@ -43,10 +43,16 @@ func TestLawDecide(t *testing.T) {
 		{"healthy writes without room: hold", with(func(w *window) { w.Writes, w.WriteP90, w.WriteP99 = 30, 200*time.Millisecond, 900*time.Millisecond }), true, VerdictHold},
 		{"too few writes: their latency has no say in the room", with(func(w *window) { w.Writes, w.WriteP90 = 4, 240*time.Millisecond }), true, VerdictIncrease},
 		// The gradient: writes' p90 against its recent best.
-		{"writes within the gradient of their best", with(func(w *window) { w.Writes, w.WriteP90, w.WriteP99, w.WriteBase = 30, 80*time.Millisecond, 100*time.Millisecond, 20*time.Millisecond }), true, VerdictIncrease},
-		{"writes queueing past the gradient: hold", with(func(w *window) { w.Writes, w.WriteP90, w.WriteP99, w.WriteBase = 30, 81*time.Millisecond, 100*time.Millisecond, 20*time.Millisecond }), true, VerdictHold},
+		{"writes within the gradient of their best", with(func(w *window) {
+			w.Writes, w.WriteP90, w.WriteP99, w.WriteBase = 30, 80*time.Millisecond, 100*time.Millisecond, 20*time.Millisecond
+		}), true, VerdictIncrease},
+		{"writes queueing past the gradient: hold", with(func(w *window) {
+			w.Writes, w.WriteP90, w.WriteP99, w.WriteBase = 30, 81*time.Millisecond, 100*time.Millisecond, 20*time.Millisecond
+		}), true, VerdictHold},
 		{"no baseline yet: the targets alone", with(func(w *window) { w.Writes, w.WriteP90, w.WriteP99 = 30, 100*time.Millisecond, 100*time.Millisecond }), true, VerdictIncrease},
-		{"too few writes for the gradient", with(func(w *window) { w.Writes, w.WriteP90, w.WriteP99, w.WriteBase = 19, 100*time.Millisecond, 100*time.Millisecond, 10*time.Millisecond }), true, VerdictIncrease},
+		{"too few writes for the gradient", with(func(w *window) {
+			w.Writes, w.WriteP90, w.WriteP99, w.WriteBase = 19, 100*time.Millisecond, 100*time.Millisecond, 10*time.Millisecond
+		}), true, VerdictIncrease},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
