@@ -129,7 +129,7 @@ type Law struct {
 	// Default 50 ms.
 	MaxPoolWait time.Duration
 	// Increase is the additive step, in admits/s per healthy interval.
-	// Default Ceiling/50 (at least 1).
+	// Default Ceiling/100 (at least 1).
 	Increase float64
 	// Decrease is the multiplicative factor on an unhealthy interval, in
 	// (0,1). Default 0.7.
@@ -225,7 +225,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		l.MaxPoolWait = 50 * time.Millisecond
 	}
 	if l.Increase <= 0 {
-		l.Increase = max(1, cfg.Ceiling/50)
+		l.Increase = max(1, cfg.Ceiling/100)
 	}
 	if l.Decrease <= 0 || l.Decrease >= 1 {
 		if l.Decrease != 0 {

@@ -401,18 +401,18 @@ func TestRateFollowsHealth(t *testing.T) {
 		clk.Add(time.Second)
 		c.advance(context.Background(), clk.Now(), true)
 	}
-	if r := c.Rate(); r != 160 {
-		t.Fatalf("after three healthy intervals rate = %g, want 160", r)
+	if r := c.Rate(); r != 130 {
+		t.Fatalf("after three healthy intervals rate = %g, want 130 (+10 each: Ceiling/100)", r)
 	}
 	for range 50 {
 		c.Observe(5*time.Second, false)
 	}
 	clk.Add(time.Second)
 	c.advance(context.Background(), clk.Now(), true)
-	if r := c.Rate(); r != 112 {
-		t.Fatalf("after a slow interval rate = %g, want 112", r)
+	if r := c.Rate(); r != 91 {
+		t.Fatalf("after a slow interval rate = %g, want 91", r)
 	}
-	if g := testutil.ToFloat64(c.m.rate); g != 112 {
+	if g := testutil.ToFloat64(c.m.rate); g != 91 {
 		t.Fatalf("rate gauge = %g", g)
 	}
 }

@@ -7,7 +7,7 @@ import (
 )
 
 func testLaw() Law {
-	l := Config{Keys: []Key{keyA}, PersonFunc: headerPerson, Ceiling: 500}
+	l := Config{Keys: []Key{keyA}, PersonFunc: headerPerson, Ceiling: 500, Law: Law{Increase: 10}}
 	c, _ := l.withDefaults()
 	return c.Law
 }

@@ -103,6 +103,10 @@ func TestConfigValidation(t *testing.T) {
 		{"no person func", func(c *Config) { c.PersonFunc = nil }, false},
 		{"ceiling below floor", func(c *Config) { c.Floor, c.Ceiling = 10, 5 }, false},
 		{"bad decrease", func(c *Config) { c.Law.Decrease = 1.5 }, false},
+		{"negative settle", func(c *Config) { c.Law.Settle = -time.Second }, false},
+		{"probe over 1", func(c *Config) { c.Law.Probe = 2 }, false},
+		{"gradient under 1", func(c *Config) { c.Law.Gradient = 0.5 }, false},
+		{"gradient 1", func(c *Config) { c.Law.Gradient = 1 }, true},
 		{"openings too close", func(c *Config) {
 			c.Openings = []time.Time{t0, t0.Add(10 * time.Minute)}
 		}, false},
@@ -125,7 +129,8 @@ func TestConfigValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Floor != 10 || c.Ceiling != 1000 || c.Initial != 10 || c.PassTTL != 5*time.Minute ||
-		c.PreOpening != 30*time.Minute || c.Law.Decrease != 0.7 || c.Law.Increase != 20 || c.QueuePath != "/v1/queue" {
+		c.PreOpening != 30*time.Minute || c.Law.Decrease != 0.7 || c.Law.Increase != 10 || c.QueuePath != "/v1/queue" ||
+		c.Law.Settle != 2*time.Second || c.Law.Probe != 0.1 || c.Law.Gradient != 4 {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
