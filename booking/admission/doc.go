@@ -21,9 +21,12 @@
 //
 // The control law is AIMD (see Law): each interval, if the booking path's
 // latency p90 or p99, its error rate or the database pool wait exceeds its
-// target (with enough samples), rate ×= Decrease; if all are healthy and
-// people are waiting, rate += Increase; the rate stays in [Floor, Ceiling].
-// The host feeds it with Observe and ObservePoolWait. docs/admission.md has
+// target (with enough samples), rate ×= Decrease and the rate settles for
+// Law.Settle; if all are healthy with room (within Headroom of the targets,
+// the booking writes' p90 within Gradient of its recent best) and people
+// are waiting, rate += Increase, in smaller steps near the rate of the last
+// decrease; the rate stays in [Floor, Ceiling]. The host feeds it with
+// Observe, ObserveWrite and ObservePoolWait. docs/admission.md has
 // the figures (memory per waiting person, the simulation of 10 million
 // arrivals).
 //
