@@ -240,9 +240,10 @@ func (l Law) roomy(w window) bool {
 	if !room(w.WriteP90, l.TargetP90) || !room(w.WriteP99, l.TargetP99) {
 		return false
 	}
-	// Queueing shows as the writes' latency rising from its floor long
+	// Queueing often shows as the writes' latency rising from its floor
 	// before it reaches the targets: in the surge's law log the writes'
-	// p90 went from 10–40 ms to 80–110 ms one window before each cliff
-	// (0.3–1.7 s).
+	// p90 went from 10–40 ms to 80–110 ms one window before most cliffs
+	// (0.3–1.7 s); not all (13 ms, then 586 ms). A single fast window
+	// holds increases past 4× it until it ages out (BaselineWindows).
 	return w.Writes < int64(l.MinSamples) || w.WriteBase == 0 || float64(w.WriteP90) <= l.Gradient*float64(w.WriteBase)
 }
