@@ -162,6 +162,22 @@ type Law struct {
 // the law takes the writes' best p90 from (see Law.Gradient).
 const BaselineWindows = 30
 
+// share fills a law parameter that is a share: def when zero, else it must
+// be in (0,1), or (0,1] when one is allowed.
+func share(name string, v *float64, def float64, one bool) error {
+	switch {
+	case *v == 0:
+		*v = def
+	case *v < 0 || *v > 1 || (*v == 1 && !one):
+		bound := ")"
+		if one {
+			bound = "]"
+		}
+		return fmt.Errorf("admission: law %s %g must be in (0,1%s", name, *v, bound)
+	}
+	return nil
+}
+
 var keyIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
 
 // withDefaults validates cfg and fills its zero values.
@@ -227,29 +243,20 @@ func (cfg Config) withDefaults() (Config, error) {
 	if l.Increase <= 0 {
 		l.Increase = max(1, cfg.Ceiling/100)
 	}
-	if l.Decrease <= 0 || l.Decrease >= 1 {
-		if l.Decrease != 0 {
-			return cfg, fmt.Errorf("admission: law decrease %g must be in (0,1)", l.Decrease)
-		}
-		l.Decrease = 0.7
+	if err := share("decrease", &l.Decrease, 0.7, false); err != nil {
+		return cfg, err
 	}
-	if l.Headroom <= 0 || l.Headroom > 1 {
-		if l.Headroom != 0 {
-			return cfg, fmt.Errorf("admission: law headroom %g must be in (0,1]", l.Headroom)
-		}
-		l.Headroom = 0.5
+	if err := share("headroom", &l.Headroom, 0.5, true); err != nil {
+		return cfg, err
+	}
+	if err := share("probe", &l.Probe, 0.1, true); err != nil {
+		return cfg, err
 	}
 	if l.Settle < 0 {
 		return cfg, fmt.Errorf("admission: law settle %v must not be negative", l.Settle)
 	}
 	if l.Settle == 0 {
 		l.Settle = 2 * time.Second
-	}
-	if l.Probe <= 0 || l.Probe > 1 {
-		if l.Probe != 0 {
-			return cfg, fmt.Errorf("admission: law probe %g must be in (0,1]", l.Probe)
-		}
-		l.Probe = 0.1
 	}
 	if l.Gradient < 0 || (l.Gradient > 0 && l.Gradient < 1) {
 		return cfg, fmt.Errorf("admission: law gradient %g must be at least 1", l.Gradient)
