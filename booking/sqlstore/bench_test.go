@@ -16,10 +16,9 @@ import (
 
 // benchBook books one dose per iteration for distinct people, in parallel,
 // spread over clinics with plenty of capacity, and reports bookings/s. Each
-// booking is the full transaction: quota decrement, booking insert, outbox
-// insert.
-func benchBook(b *testing.B, db *DB) {
-	const clinics = 64
+// booking is the whole write: quota decrement, booking insert, outbox
+// insert (one statement on PostgreSQL unless db.bookInTx).
+func benchBook(b *testing.B, db *DB, clinics int) {
 	ctx := context.Background()
 	qs := make([]booking.Quota, clinics)
 	for i := range qs {
@@ -37,7 +36,7 @@ func benchBook(b *testing.B, db *DB) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			n := next.Add(1)
-			bk := newBooking(fmt.Sprintf("bench-%d", n), fmt.Sprintf("bc%03d", n%clinics), day1, 1, 0)
+			bk := newBooking(fmt.Sprintf("bench-%d", n), fmt.Sprintf("bc%03d", n%int64(clinics)), day1, 1, 0)
 			if err := db.CreateBookings(ctx, []*booking.Booking{bk}, eventsFor(booking.EventBookingConfirmed, bk)); err != nil {
 				b.Error(err)
 				return
@@ -48,23 +47,44 @@ func benchBook(b *testing.B, db *DB) {
 }
 
 // BenchmarkBookPostgres: go test -run ^$ -bench BookPostgres ./booking/sqlstore/
-// It runs in both NotifyModes (the default, NotifyInTx, first).
+// It runs in both NotifyModes (the default, NotifyInTx, first), then
+// ("transaction") in the default mode with each booking as the
+// five-statement transaction (begin, take, insert, insert, commit) instead
+// of bookOne's single statement; "hot" and "hot-transaction" book them
+// all at one clinic, day and dose (one quota row, every booking waiting
+// for the one before to let go of it), as a launch's first minutes do.
 func BenchmarkBookPostgres(b *testing.B) {
-	for _, mode := range []NotifyMode{NotifyInTx, NotifyAfterCommit} {
-		b.Run("notify="+string(mode), func(b *testing.B) {
+	for _, run := range []struct {
+		name string
+		mode NotifyMode
+		inTx bool
+		hot  bool
+	}{
+		{"notify=" + string(NotifyInTx), NotifyInTx, false, false},
+		{"notify=" + string(NotifyAfterCommit), NotifyAfterCommit, false, false},
+		{"transaction", NotifyInTx, true, false},
+		{"hot", NotifyInTx, false, true},
+		{"hot-transaction", NotifyInTx, true, true},
+	} {
+		b.Run(run.name, func(b *testing.B) {
 			ctx := context.Background()
-			db, err := Open(ctx, testenv.Postgres(b), Options{OutboxNotify: mode, Logger: slog.New(slog.DiscardHandler)})
+			db, err := Open(ctx, testenv.Postgres(b), Options{OutboxNotify: run.mode, Logger: slog.New(slog.DiscardHandler)})
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer db.Close()
-			benchBook(b, db)
+			db.bookInTx = run.inTx
+			clinics := 64
+			if run.hot {
+				clinics = 1
+			}
+			benchBook(b, db, clinics)
 		})
 	}
 }
 
 // BenchmarkBookSQLite: go test -run ^$ -bench BookSQLite ./booking/sqlstore/
-func BenchmarkBookSQLite(b *testing.B) { benchBook(b, openSQLite(b)) }
+func BenchmarkBookSQLite(b *testing.B) { benchBook(b, openSQLite(b), 64) }
 
 // benchApplySupply applies a national-style supply file per iteration:
 // YEYAK_BENCH_CLINICS clinics (default 200, to keep make bench short; the

@@ -30,6 +30,33 @@ const (
 	sqlInsertOutbox = `INSERT INTO outbox (id, aggregate_key, event_type, payload, headers, created_at)
 		VALUES (?, ?, ?, ?, ?, ?)`
 
+	// sqlBookOnePostgres is the booking path on PostgreSQL in one
+	// statement (DB.bookOne): sqlTake, sqlInsertBooking and
+	// sqlInsertOutbox as data-modifying CTEs, each fed by the one
+	// before's RETURNING, so the booking is written only when the dose
+	// was taken and the event only with the booking; a constraint error
+	// in either insert undoes the whole statement. It is its own
+	// transaction. The first column is the doses taken (0: sold out), the
+	// second the events written. (SQLite has no data-modifying CTEs and
+	// runs the three in a transaction.)
+	sqlBookOnePostgres = `WITH take AS (
+		UPDATE quotas SET booked = booked + 1, version = nextval('quota_version_seq')
+		WHERE campaign_id = $1 AND clinic_id = $2 AND vdate = $3 AND product = $4 AND dose = $5 AND wave = $6
+			AND booked + 1 <= capacity
+		RETURNING 1
+	), ins AS (
+		INSERT INTO bookings
+			(id, person_id, campaign_id, clinic_id, vdate, product, dose, wave, status, cancel_reason, created_at, updated_at, linked_id)
+		SELECT $7::text, $8::text, $1::text, $2::text, $3::date, $4::text, $5::integer, $6::integer,
+			$9::text, $10::text, $11::timestamptz, $12::timestamptz, $13::text FROM take
+		RETURNING 1
+	), ev AS (
+		INSERT INTO outbox (id, aggregate_key, event_type, payload, headers, created_at)
+		SELECT $14::text, $15::text, $16::text, $17::text, $18::text, $19::timestamptz FROM ins
+		RETURNING 1
+	)
+	SELECT (SELECT count(*) FROM take), (SELECT count(*) FROM ev)`
+
 	sqlBookingColumns = `id, person_id, campaign_id, clinic_id, vdate, product, dose, wave, status, cancel_reason, created_at, updated_at, linked_id`
 	sqlBookingByID    = `SELECT ` + sqlBookingColumns + ` FROM bookings WHERE id = ?`
 	sqlBookingOfOwner = `SELECT ` + sqlBookingColumns + ` FROM bookings WHERE id = ? AND person_id = ?`

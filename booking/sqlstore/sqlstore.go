@@ -74,6 +74,11 @@ type DB struct {
 	versions versionWatermark // PostgreSQL only
 	notify   *notifier        // NotifyAfterCommit only
 
+	// bookInTx makes CreateBookings of one booking and one event run the
+	// five-statement transaction on PostgreSQL too, instead of bookOne's
+	// single statement: the baseline of BenchmarkBookPostgres.
+	bookInTx bool
+
 	// rolled remembers rotation waves known to have rolled over
 	// (rolledKey → true); a roll-over is never undone.
 	rolled sync.Map
