@@ -18,11 +18,22 @@ import (
 // spread over clinics with plenty of capacity, and reports bookings/s. Each
 // booking is the whole write: quota decrement, booking insert, outbox
 // insert (one statement on PostgreSQL unless db.bookInTx).
-func benchBook(b *testing.B, db *DB, clinics int) {
+//
+// With pairs, each iteration books a first dose and its second (a
+// two-dose product, Reserve with the second on the first of three dates
+// with room), as the 2021 campaign's mRNA bookings were; bookings/s
+// counts the pairs.
+func benchBook(b *testing.B, db *DB, clinics int, pairs bool) {
 	ctx := context.Background()
-	qs := make([]booking.Quota, clinics)
-	for i := range qs {
-		qs[i] = quota(fmt.Sprintf("bc%03d", i), day1, 1, 0, 1<<30)
+	qs := make([]booking.Quota, 0, 4*clinics)
+	second := []booking.Date{day1.AddDays(21), day1.AddDays(20), day1.AddDays(22)}
+	for i := range clinics {
+		qs = append(qs, quota(fmt.Sprintf("bc%03d", i), day1, 1, 0, 1<<30))
+		if pairs {
+			for _, d := range second {
+				qs = append(qs, quota(fmt.Sprintf("bc%03d", i), d, 2, 0, 1<<30))
+			}
+		}
 	}
 	if err := db.SetQuotas(ctx, qs); err != nil {
 		b.Fatal(err)
@@ -37,7 +48,16 @@ func benchBook(b *testing.B, db *DB, clinics int) {
 		for pb.Next() {
 			n := next.Add(1)
 			bk := newBooking(fmt.Sprintf("bench-%d", n), fmt.Sprintf("bc%03d", n%int64(clinics)), day1, 1, 0)
-			if err := db.CreateBookings(ctx, []*booking.Booking{bk}, eventsFor(booking.EventBookingConfirmed, bk)); err != nil {
+			var err error
+			if pairs {
+				two := newBooking(bk.PersonID, bk.ClinicID, second[0], 2, 0)
+				bk.LinkedID, two.LinkedID = two.ID, bk.ID
+				err = db.Reserve(ctx, booking.Reservation{Create: []*booking.Booking{bk, two}, Flex: two, FlexDates: second,
+					Events: func() []booking.Event { return eventsFor(booking.EventBookingConfirmed, bk, two) }})
+			} else {
+				err = db.CreateBookings(ctx, []*booking.Booking{bk}, eventsFor(booking.EventBookingConfirmed, bk))
+			}
+			if err != nil {
 				b.Error(err)
 				return
 			}
@@ -52,19 +72,25 @@ func benchBook(b *testing.B, db *DB, clinics int) {
 // five-statement transaction (begin, take, insert, insert, commit) instead
 // of bookOne's single statement; "hot" and "hot-transaction" book them
 // all at one clinic, day and dose (one quota row, every booking waiting
-// for the one before to let go of it), as a launch's first minutes do.
+// for the one before to let go of it), as a launch's first minutes do;
+// "hot-pair" and "hot-pair-transaction" book first and second doses
+// there (Reserve: takePair and insertAll, or the transaction's eight or
+// more statements).
 func BenchmarkBookPostgres(b *testing.B) {
 	for _, run := range []struct {
 		name string
 		mode NotifyMode
 		inTx bool
 		hot  bool
+		pair bool
 	}{
-		{"notify=" + string(NotifyInTx), NotifyInTx, false, false},
-		{"notify=" + string(NotifyAfterCommit), NotifyAfterCommit, false, false},
-		{"transaction", NotifyInTx, true, false},
-		{"hot", NotifyInTx, false, true},
-		{"hot-transaction", NotifyInTx, true, true},
+		{"notify=" + string(NotifyInTx), NotifyInTx, false, false, false},
+		{"notify=" + string(NotifyAfterCommit), NotifyAfterCommit, false, false, false},
+		{"transaction", NotifyInTx, true, false, false},
+		{"hot", NotifyInTx, false, true, false},
+		{"hot-transaction", NotifyInTx, true, true, false},
+		{"hot-pair", NotifyInTx, false, true, true},
+		{"hot-pair-transaction", NotifyInTx, true, true, true},
 	} {
 		b.Run(run.name, func(b *testing.B) {
 			ctx := context.Background()
@@ -78,13 +104,13 @@ func BenchmarkBookPostgres(b *testing.B) {
 			if run.hot {
 				clinics = 1
 			}
-			benchBook(b, db, clinics)
+			benchBook(b, db, clinics, run.pair)
 		})
 	}
 }
 
 // BenchmarkBookSQLite: go test -run ^$ -bench BookSQLite ./booking/sqlstore/
-func BenchmarkBookSQLite(b *testing.B) { benchBook(b, openSQLite(b), 64) }
+func BenchmarkBookSQLite(b *testing.B) { benchBook(b, openSQLite(b), 64, false) }
 
 // benchApplySupply applies a national-style supply file per iteration:
 // YEYAK_BENCH_CLINICS clinics (default 200, to keep make bench short; the

@@ -57,6 +57,32 @@ const (
 	)
 	SELECT (SELECT count(*) FROM take), (SELECT count(*) FROM ev)`
 
+	// sqlTakePairPostgres takes a first dose ($1–$6: its quota key) and,
+	// only if it did, one second dose at clinic $8 ($9–$11: product, dose,
+	// wave) on the first of the dates $7 whose row has one left in the
+	// statement's snapshot (DB.takePair). The first column is the first
+	// doses taken (0: sold out), the second the second dose's date (NULL:
+	// none taken).
+	sqlTakePairPostgres = `WITH d1 AS (
+		UPDATE quotas SET booked = booked + 1, version = nextval('quota_version_seq')
+		WHERE campaign_id = $1 AND clinic_id = $2 AND vdate = $3 AND product = $4 AND dose = $5 AND wave = $6
+			AND booked + 1 <= capacity
+		RETURNING 1
+	), cand AS (
+		SELECT x.vdate FROM unnest($7::date[]) WITH ORDINALITY AS x(vdate, ord)
+		JOIN quotas q ON q.campaign_id = $1 AND q.clinic_id = $8 AND q.vdate = x.vdate
+			AND q.product = $9 AND q.dose = $10 AND q.wave = $11
+		WHERE q.booked + 1 <= q.capacity AND EXISTS (SELECT 1 FROM d1)
+		ORDER BY x.ord LIMIT 1
+	), d2 AS (
+		UPDATE quotas q SET booked = q.booked + 1, version = nextval('quota_version_seq')
+		FROM cand
+		WHERE q.campaign_id = $1 AND q.clinic_id = $8 AND q.vdate = cand.vdate
+			AND q.product = $9 AND q.dose = $10 AND q.wave = $11 AND q.booked + 1 <= q.capacity
+		RETURNING q.vdate
+	)
+	SELECT (SELECT count(*) FROM d1), (SELECT vdate FROM d2)`
+
 	sqlBookingColumns = `id, person_id, campaign_id, clinic_id, vdate, product, dose, wave, status, cancel_reason, created_at, updated_at, linked_id`
 	sqlBookingByID    = `SELECT ` + sqlBookingColumns + ` FROM bookings WHERE id = ?`
 	sqlBookingOfOwner = `SELECT ` + sqlBookingColumns + ` FROM bookings WHERE id = ? AND person_id = ?`

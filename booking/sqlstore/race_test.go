@@ -341,3 +341,70 @@ func TestQuotaVersionsCommitOutOfOrderPostgres(t *testing.T) {
 		t.Fatalf("after catching up: %+v, %v", rows, err)
 	}
 }
+
+// TestReservePairPostgres checks Reserve's one-statement pair (takePair)
+// where it differs from taking the doses one by one: the second dose's
+// date is chosen from the statement's snapshot, and here a transaction
+// holding that date's last dose commits while the statement waits for the
+// row. The pair must then take the next date, not fail nor overbook.
+func TestReservePairPostgres(t *testing.T) {
+	t.Parallel()
+	db := openPostgres(t)
+	ctx := ctxT(t)
+	early, late := day2.AddDays(20), day2.AddDays(21)
+	d1, qEarly, qLate := quota("c1", day1, 1, 0, 5), quota("c1", early, 2, 0, 1), quota("c1", late, 2, 0, 5)
+	mustSetQuotas(t, db, d1, qEarly, qLate)
+
+	other, err := db.x.BeginTxx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Rollback()
+	if _, err := other.ExecContext(ctx, db.q.take, 1, qEarly.CampaignID, qEarly.ClinicID, db.dialect.dateArg(early), qEarly.Product, 2, 0, 1); err != nil {
+		t.Fatal(err)
+	}
+
+	first := newBooking("p1", "c1", day1, 1, 0)
+	second := newBooking("p1", "c1", day1, 2, 0)
+	first.LinkedID, second.LinkedID = second.ID, first.ID
+	r := booking.Reservation{Create: []*booking.Booking{first, second}, Flex: second, FlexDates: []booking.Date{early, late},
+		Events: func() []booking.Event { return eventsFor(booking.EventBookingConfirmed, first, second) }}
+	done := make(chan error, 1)
+	go func() { done <- db.Reserve(ctx, r) }()
+
+	// Once the reservation waits for the early row's lock, the other
+	// transaction commits the early date's last dose.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var waiting int
+		if err := db.x.GetContext(ctx, &waiting, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the reservation never waited for the row the other transaction holds")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := other.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Reserve: %v", err)
+	}
+	if second.Date != late {
+		t.Fatalf("second dose on %s, want %s (the early date's last dose went to the other transaction)", second.Date, late)
+	}
+	wantBooked(t, db, d1, 1)
+	wantBooked(t, db, qEarly, 1)
+	wantBooked(t, db, qLate, 1)
+	if n := bookingRows(t, db); n != 2 {
+		t.Fatalf("bookings = %d, want 2", n)
+	}
+	if n := outboxRows(t, db); n != 2 {
+		t.Fatalf("outbox rows = %d, want 2", n)
+	}
+}
