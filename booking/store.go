@@ -101,6 +101,8 @@ type Reservation struct {
 	FlexDates []Date
 	// Events returns the events to write once every date is fixed. It is
 	// called inside the transaction, possibly more than once when the
-	// transaction is retried, and must only build events.
+	// transaction is retried, and must only build events. (The PostgreSQL
+	// store may call it once for each of FlexDates, with Flex.Date set,
+	// before the one statement that writes the chosen date's.)
 	Events func() []Event
 }
