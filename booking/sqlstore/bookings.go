@@ -529,11 +529,12 @@ const maxPairDates = 8
 // its second (r.Flex) on the first of r.FlexDates with one left, nothing
 // moved — in one statement (sqlReservePairPostgres): one round trip
 // instead of the transaction's eight or more, and the rows locked for the
-// statement alone. The events are built for each date beforehand and the
-// statement writes the chosen date's. done is false, with nothing
-// written, when the date the statement chose lost its last dose to a
-// booking that committed meanwhile (or none has one): the caller then runs
-// the transaction, which tries the dates one by one.
+// statement alone; when no date has a second dose left, nothing is
+// locked. The events are built for each date beforehand and the statement
+// writes the chosen date's. done is false, with nothing written, when the
+// date the statement chose lost its last dose to a booking that committed
+// meanwhile: the caller then runs the transaction, which tries the dates
+// one by one.
 func (db *DB) reservePair(ctx context.Context, r booking.Reservation) (done bool, err error) {
 	first, flex := r.Create[0], r.Flex
 	if flex.CampaignID != first.CampaignID {
@@ -573,8 +574,9 @@ func (db *DB) reservePair(ctx context.Context, r booking.Reservation) (done bool
 		ords, ids, keys, types, pays, heads, ats}
 	var taken int
 	var ord sql.NullInt32
+	var secondLeft, firstLeft bool
 	for range maxTxAttempts {
-		err = db.x.QueryRowContext(ctx, sqlReservePairPostgres, args...).Scan(&taken, &ord)
+		err = db.x.QueryRowContext(ctx, sqlReservePairPostgres, args...).Scan(&taken, &ord, &secondLeft, &firstLeft)
 		if err == nil || ctx.Err() != nil || !db.dialect.retryable(err) {
 			break
 		}
@@ -588,8 +590,11 @@ func (db *DB) reservePair(ctx context.Context, r booking.Reservation) (done bool
 			return true, fmt.Errorf("sqlstore: reserve: %w", err)
 		}
 		return true, db.writeError(err)
-	case taken == 0:
+	case taken == 0 && secondLeft, taken == 0 && !firstLeft:
+		// As the transaction answers: the first dose's refusal first.
 		return true, booking.Errorf(booking.ESOLDOUT, "no %s dose %d left at clinic %s on %s", first.Product, first.Dose, first.ClinicID, first.Date)
+	case taken == 0:
+		return true, noSecondDose(flex, r.FlexDates)
 	case !ord.Valid || ord.Int32 < 1 || int(ord.Int32) > len(r.FlexDates):
 		return true, fmt.Errorf("sqlstore: reserve: the statement took the first dose but returned second-dose date %v", ord)
 	}
@@ -717,6 +722,11 @@ func (db *DB) takeFirstDate(ctx context.Context, tx *sqlx.Tx, b *booking.Booking
 			return nil
 		}
 	}
+	return noSecondDose(b, dates)
+}
+
+// noSecondDose is ESECONDDOSE: none of dates has a dose left for b.
+func noSecondDose(b *booking.Booking, dates []booking.Date) error {
 	return booking.Errorf(booking.ESECONDDOSE, "No dose %d of %s is left at clinic %s between %s and %s.",
 		b.Dose, b.Product, b.ClinicID, slices.MinFunc(dates, booking.Date.Compare), slices.MaxFunc(dates, booking.Date.Compare))
 }

@@ -352,6 +352,72 @@ func runStoreContract(t *testing.T, open func(testing.TB) *DB) {
 		})
 	})
 
+	// A first dose with its second on the first of its dates with one
+	// left (Reserve's usual case; one statement on PostgreSQL): the dates'
+	// order is the preference, and the refusals are the transaction's —
+	// the first dose's before the second's, nothing written.
+	t.Run("ReservePair", func(t *testing.T) {
+		t.Parallel()
+		d2a, d2b, d2c := day1.AddDays(21), day1.AddDays(20), day1.AddDays(22)
+		reserve := func(db *DB, person, clinic string) (*booking.Booking, error) {
+			first, second := newBooking(person, clinic, day1, 1, 0), newBooking(person, clinic, day1, 2, 0)
+			first.LinkedID, second.LinkedID = second.ID, first.ID
+			return second, db.Reserve(ctxT(t), booking.Reservation{Create: []*booking.Booking{first, second}, Flex: second,
+				FlexDates: []booking.Date{d2a, d2b, d2c},
+				Events:    func() []booking.Event { return eventsFor(booking.EventBookingConfirmed, first, second) }})
+		}
+		t.Run("Preference", func(t *testing.T) {
+			t.Parallel()
+			db := open(t)
+			// d2a (preferred) is full; d2b and d2c have room: d2b, though
+			// d2c's date is later and d2b's earlier than d2a's.
+			mustSetQuotas(t, db, quota("c1", day1, 1, 0, 5), quota("c1", d2a, 2, 0, 0), quota("c1", d2b, 2, 0, 5), quota("c1", d2c, 2, 0, 5))
+			second, err := reserve(db, "p1", "c1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if second.Date != d2b {
+				t.Fatalf("second dose on %s, want %s", second.Date, d2b)
+			}
+			wantBooked(t, db, quota("c1", day1, 1, 0, 5), 1)
+			wantBooked(t, db, quota("c1", d2b, 2, 0, 5), 1)
+			wantBooked(t, db, quota("c1", d2c, 2, 0, 5), 0)
+			if b, o := bookingRows(t, db), outboxRows(t, db); b != 2 || o != 2 {
+				t.Fatalf("bookings %d, outbox rows %d; want 2 and 2", b, o)
+			}
+			if _, err := reserve(db, "p1", "c1"); booking.ErrorCode(err) != booking.EALREADYBOOKED {
+				t.Fatalf("the same person again: %v, want already_booked", err)
+			}
+			wantBooked(t, db, quota("c1", day1, 1, 0, 5), 1)
+		})
+		for _, c := range []struct {
+			name          string
+			first, second int // capacity of the first dose's row, of each second's
+			want          booking.Code
+		}{
+			{"FirstSoldOut", 0, 5, booking.ESOLDOUT},
+			{"SecondSoldOut", 5, 0, booking.ESECONDDOSE},
+			{"BothSoldOut", 0, 0, booking.ESOLDOUT},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				t.Parallel()
+				db := open(t)
+				mustSetQuotas(t, db, quota("c1", day1, 1, 0, c.first), quota("c1", d2a, 2, 0, c.second), quota("c1", d2b, 2, 0, c.second))
+				if _, err := reserve(db, "p1", "c1"); booking.ErrorCode(err) != c.want {
+					t.Fatalf("Reserve: %v, want %s", err, c.want)
+				}
+				if _, err := reserve(db, "p2", "c9"); booking.ErrorCode(err) != booking.ESOLDOUT {
+					t.Fatalf("Reserve at a clinic without rows: %v, want sold_out", err)
+				}
+				wantBooked(t, db, quota("c1", day1, 1, 0, c.first), 0)
+				wantBooked(t, db, quota("c1", d2a, 2, 0, c.second), 0)
+				if b, o := bookingRows(t, db), outboxRows(t, db); b != 0 || o != 0 {
+					t.Fatalf("bookings %d, outbox rows %d after a refusal; want none", b, o)
+				}
+			})
+		}
+	})
+
 	t.Run("Cancel", func(t *testing.T) {
 		t.Parallel()
 		db := open(t)

@@ -84,36 +84,39 @@ const (
 	SELECT (SELECT count(*) FROM d1), (SELECT vdate FROM d2)`
 
 	// sqlReservePairPostgres is a first dose and its second in one
-	// statement (DB.reservePair): d1 takes the first dose ($1–$6: its
-	// quota key); cand is, only if it did, the first of the dates $7 whose
-	// second-dose row (clinic $8; product, dose, wave $9–$11) has one left
-	// in the statement's snapshot; d2 takes it; b inserts both bookings
-	// ($12–$18 the first's id, person, status, cancel reason, created,
-	// updated, linked id; $19–$25 the second's, its date the chosen one);
-	// ev inserts the events built for the chosen date (arrays $26–$32:
-	// date's ordinal, id, key, type, payload, headers, created at). If d1
-	// took a dose and d2 none (the chosen date's last dose went to a
-	// booking that committed while this statement waited for the row),
-	// the division by zero undoes the statement: error 22012, nothing
-	// written. (Data-modifying CTEs run to completion whether or not the
-	// query reads them.) The columns: first doses taken (0: sold out), the second's
-	// date ordinal.
-	sqlReservePairPostgres = `WITH d1 AS (
-		UPDATE quotas SET booked = booked + 1, version = nextval('quota_version_seq')
-		WHERE campaign_id = $1 AND clinic_id = $2 AND vdate = $3 AND product = $4 AND dose = $5 AND wave = $6
-			AND booked + 1 <= capacity
-		RETURNING 1
-	), cand AS (
+	// statement (DB.reservePair). cand is the first of the dates $7 whose
+	// second-dose row (clinic $8; product, dose, wave $9–$11) has a dose
+	// left in the statement's snapshot; d1 takes the first dose ($1–$6:
+	// its quota key) only if there is one, so a second dose run out locks
+	// nothing; d2 takes cand's; b inserts both bookings ($12–$18 the
+	// first's id, person, status, cancel reason, created, updated, linked
+	// id; $19–$25 the second's, its date the chosen one); ev inserts the
+	// events built for the chosen date (arrays $26–$32: the date's
+	// ordinal, id, key, type, payload, headers, created at). If d1 took a
+	// dose and d2 none (cand's last dose went to a booking that committed
+	// while this statement waited for the row), the division by zero
+	// undoes the statement: error 22012, nothing written. (Data-modifying
+	// CTEs run to completion whether or not the query reads them.) The
+	// columns: first doses taken, the second's date ordinal, whether a
+	// second dose was left, whether a first dose was left (the last two as
+	// the snapshot saw them, for the refusal).
+	sqlReservePairPostgres = `WITH cand AS (
 		SELECT x.vdate, x.ord FROM unnest($7::date[]) WITH ORDINALITY AS x(vdate, ord)
 		JOIN quotas q ON q.campaign_id = $1 AND q.clinic_id = $8 AND q.vdate = x.vdate
 			AND q.product = $9 AND q.dose = $10 AND q.wave = $11
-		WHERE q.booked + 1 <= q.capacity AND EXISTS (SELECT 1 FROM d1)
+		WHERE q.booked + 1 <= q.capacity
 		ORDER BY x.ord LIMIT 1
+	), d1 AS (
+		UPDATE quotas SET booked = booked + 1, version = nextval('quota_version_seq')
+		WHERE campaign_id = $1 AND clinic_id = $2 AND vdate = $3 AND product = $4 AND dose = $5 AND wave = $6
+			AND booked + 1 <= capacity AND EXISTS (SELECT 1 FROM cand)
+		RETURNING 1
 	), d2 AS (
 		UPDATE quotas q SET booked = q.booked + 1, version = nextval('quota_version_seq')
 		FROM cand
 		WHERE q.campaign_id = $1 AND q.clinic_id = $8 AND q.vdate = cand.vdate
 			AND q.product = $9 AND q.dose = $10 AND q.wave = $11 AND q.booked + 1 <= q.capacity
+			AND EXISTS (SELECT 1 FROM d1)
 		RETURNING cand.vdate, cand.ord::integer AS ord
 	), b AS (
 		INSERT INTO bookings
@@ -132,7 +135,9 @@ const (
 		JOIN d2 ON e.ord = d2.ord
 		RETURNING 1
 	)
-	SELECT (SELECT count(*) FROM d1), (SELECT ord FROM d2)
+	SELECT (SELECT count(*) FROM d1), (SELECT ord FROM d2), EXISTS (SELECT 1 FROM cand),
+		EXISTS (SELECT 1 FROM quotas WHERE campaign_id = $1 AND clinic_id = $2 AND vdate = $3 AND product = $4
+			AND dose = $5 AND wave = $6 AND booked + 1 <= capacity)
 	WHERE CASE WHEN (SELECT count(*) FROM d1) = 1 THEN 1 / (SELECT count(*)::integer FROM d2) ELSE 1 END = 1`
 
 	sqlBookingColumns = `id, person_id, campaign_id, clinic_id, vdate, product, dose, wave, status, cancel_reason, created_at, updated_at, linked_id`
