@@ -74,7 +74,7 @@ func benchBook(b *testing.B, db *DB, clinics int, pairs bool) {
 // all at one clinic, day and dose (one quota row, every booking waiting
 // for the one before to let go of it), as a launch's first minutes do;
 // "hot-pair" and "hot-pair-transaction" book first and second doses
-// there (Reserve: takePair and insertAll, or the transaction's eight or
+// there (Reserve: reservePair's one statement, or the transaction's eight or
 // more statements).
 func BenchmarkBookPostgres(b *testing.B) {
 	for _, run := range []struct {

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -475,16 +474,6 @@ func (db *DB) Reserve(ctx context.Context, r booking.Reservation) error {
 		}
 	}
 	err := db.inTx(ctx, "reserve", func(tx *sqlx.Tx) error {
-		if pair {
-			if err := db.takePair(ctx, tx, r.Create[0], r.Flex, r.FlexDates); err != nil {
-				return err
-			}
-			events = nil
-			if r.Events != nil {
-				events = r.Events()
-			}
-			return db.insertAll(ctx, tx, r.Create, events)
-		}
 		deltas := make(map[quotaKey]int, len(r.Create)+2*len(r.Moves))
 		stored, err := db.readMoves(ctx, tx, r.Moves, deltas, r.Flex)
 		if err != nil {
@@ -603,90 +592,6 @@ func (db *DB) reservePair(ctx context.Context, r booking.Reservation) (done bool
 		db.outboxCommitted()
 	}
 	return true, nil
-}
-
-// takePair is Reserve's usual case on PostgreSQL, a first dose and its
-// second (flex) on the first of dates with one left, in one statement
-// (sqlTakePairPostgres) instead of two or more: the first dose's row is
-// locked from then until the commit, two round trips later rather than
-// six. The second dose's date is chosen from what the statement sees; if
-// a booking that committed meanwhile took that date's last dose (or no
-// date has one), the dates are tried one by one as takeFirstDate does.
-func (db *DB) takePair(ctx context.Context, tx *sqlx.Tx, first, flex *booking.Booking, dates []booking.Date) error {
-	args := make([]any, 0, 11)
-	args = append(args, first.CampaignID, first.ClinicID, db.dialect.dateArg(first.Date), first.Product, first.Dose, first.Wave)
-	ds := make([]time.Time, len(dates))
-	for i, d := range dates {
-		ds[i] = d.In(time.UTC)
-	}
-	args = append(args, ds, flex.ClinicID, flex.Product, flex.Dose, flex.Wave)
-	if flex.CampaignID != first.CampaignID {
-		return booking.Errorf(booking.EINVALID, "a reservation's bookings are of one campaign")
-	}
-	var taken int
-	var second sql.NullTime
-	if err := tx.QueryRowContext(ctx, sqlTakePairPostgres, args...).Scan(&taken, &second); err != nil {
-		return fmt.Errorf("take doses: %w", err)
-	}
-	if taken == 0 {
-		return booking.Errorf(booking.ESOLDOUT, "no %s dose %d left at clinic %s on %s", first.Product, first.Dose, first.ClinicID, first.Date)
-	}
-	if !second.Valid {
-		return db.takeFirstDate(ctx, tx, flex, dates)
-	}
-	flex.Date = booking.DateOf(second.Time)
-	return nil
-}
-
-// insertAll inserts bookings and their outbox events in tx in one
-// statement (PostgreSQL: a data-modifying CTE beside the outbox insert).
-func (db *DB) insertAll(ctx context.Context, tx *sqlx.Tx, bookings []*booking.Booking, events []booking.Event) error {
-	var q strings.Builder
-	args := make([]any, 0, 13*len(bookings)+6*len(events))
-	q.WriteString("WITH b AS (INSERT INTO bookings (" + sqlBookingColumns + ") VALUES ")
-	for i, b := range bookings {
-		if i > 0 {
-			q.WriteString(", ")
-		}
-		placeholders(&q, len(args), 13)
-		args = append(args, b.ID, b.PersonID, b.CampaignID, b.ClinicID, db.dialect.dateArg(b.Date),
-			b.Product, b.Dose, b.Wave, string(b.Status), b.CancelReason,
-			db.dialect.timeArg(b.CreatedAt), db.dialect.timeArg(b.UpdatedAt), b.LinkedID)
-	}
-	q.WriteString(" RETURNING 1) ")
-	if len(events) == 0 {
-		q.WriteString("SELECT count(*) FROM b")
-	} else {
-		q.WriteString("INSERT INTO outbox (id, aggregate_key, event_type, payload, headers, created_at) VALUES ")
-		for i, e := range events {
-			ev, err := db.eventArgs(e)
-			if err != nil {
-				return err
-			}
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			placeholders(&q, len(args), 6)
-			args = append(args, ev...)
-		}
-	}
-	if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
-		return db.writeError(err)
-	}
-	return nil
-}
-
-// placeholders writes "($from+1, …, $from+n)".
-func placeholders(q *strings.Builder, from, n int) {
-	q.WriteByte('(')
-	for i := range n {
-		if i > 0 {
-			q.WriteString(", ")
-		}
-		q.WriteByte('$')
-		q.WriteString(strconv.Itoa(from + i + 1))
-	}
-	q.WriteByte(')')
 }
 
 // writeError maps an error of a statement inserting bookings and outbox

@@ -30,6 +30,12 @@ const (
 	sqlInsertOutbox = `INSERT INTO outbox (id, aggregate_key, event_type, payload, headers, created_at)
 		VALUES (?, ?, ?, ?, ?, ?)`
 
+	// sqlTakeOnePostgres is sqlTake of one dose on PostgreSQL, its quota
+	// key in $1–$6, for the one-statement writes below.
+	sqlTakeOnePostgres = `UPDATE quotas SET booked = booked + 1, version = nextval('quota_version_seq')
+		WHERE campaign_id = $1 AND clinic_id = $2 AND vdate = $3 AND product = $4 AND dose = $5 AND wave = $6
+			AND booked + 1 <= capacity`
+
 	// sqlBookOnePostgres is the booking path on PostgreSQL in one
 	// statement (DB.bookOne): sqlTake, sqlInsertBooking and
 	// sqlInsertOutbox as data-modifying CTEs, each fed by the one
@@ -40,13 +46,10 @@ const (
 	// second the events written. (SQLite has no data-modifying CTEs and
 	// runs the three in a transaction.)
 	sqlBookOnePostgres = `WITH take AS (
-		UPDATE quotas SET booked = booked + 1, version = nextval('quota_version_seq')
-		WHERE campaign_id = $1 AND clinic_id = $2 AND vdate = $3 AND product = $4 AND dose = $5 AND wave = $6
-			AND booked + 1 <= capacity
+		` + sqlTakeOnePostgres + `
 		RETURNING 1
 	), ins AS (
-		INSERT INTO bookings
-			(id, person_id, campaign_id, clinic_id, vdate, product, dose, wave, status, cancel_reason, created_at, updated_at, linked_id)
+		INSERT INTO bookings (` + sqlBookingColumns + `)
 		SELECT $7::text, $8::text, $1::text, $2::text, $3::date, $4::text, $5::integer, $6::integer,
 			$9::text, $10::text, $11::timestamptz, $12::timestamptz, $13::text FROM take
 		RETURNING 1
@@ -56,32 +59,6 @@ const (
 		RETURNING 1
 	)
 	SELECT (SELECT count(*) FROM take), (SELECT count(*) FROM ev)`
-
-	// sqlTakePairPostgres takes a first dose ($1–$6: its quota key) and,
-	// only if it did, one second dose at clinic $8 ($9–$11: product, dose,
-	// wave) on the first of the dates $7 whose row has one left in the
-	// statement's snapshot (DB.takePair). The first column is the first
-	// doses taken (0: sold out), the second the second dose's date (NULL:
-	// none taken).
-	sqlTakePairPostgres = `WITH d1 AS (
-		UPDATE quotas SET booked = booked + 1, version = nextval('quota_version_seq')
-		WHERE campaign_id = $1 AND clinic_id = $2 AND vdate = $3 AND product = $4 AND dose = $5 AND wave = $6
-			AND booked + 1 <= capacity
-		RETURNING 1
-	), cand AS (
-		SELECT x.vdate FROM unnest($7::date[]) WITH ORDINALITY AS x(vdate, ord)
-		JOIN quotas q ON q.campaign_id = $1 AND q.clinic_id = $8 AND q.vdate = x.vdate
-			AND q.product = $9 AND q.dose = $10 AND q.wave = $11
-		WHERE q.booked + 1 <= q.capacity AND EXISTS (SELECT 1 FROM d1)
-		ORDER BY x.ord LIMIT 1
-	), d2 AS (
-		UPDATE quotas q SET booked = q.booked + 1, version = nextval('quota_version_seq')
-		FROM cand
-		WHERE q.campaign_id = $1 AND q.clinic_id = $8 AND q.vdate = cand.vdate
-			AND q.product = $9 AND q.dose = $10 AND q.wave = $11 AND q.booked + 1 <= q.capacity
-		RETURNING q.vdate
-	)
-	SELECT (SELECT count(*) FROM d1), (SELECT vdate FROM d2)`
 
 	// sqlReservePairPostgres is a first dose and its second in one
 	// statement (DB.reservePair). cand is the first of the dates $7 whose
@@ -107,9 +84,7 @@ const (
 		WHERE q.booked + 1 <= q.capacity
 		ORDER BY x.ord LIMIT 1
 	), d1 AS (
-		UPDATE quotas SET booked = booked + 1, version = nextval('quota_version_seq')
-		WHERE campaign_id = $1 AND clinic_id = $2 AND vdate = $3 AND product = $4 AND dose = $5 AND wave = $6
-			AND booked + 1 <= capacity AND EXISTS (SELECT 1 FROM cand)
+		` + sqlTakeOnePostgres + ` AND EXISTS (SELECT 1 FROM cand)
 		RETURNING 1
 	), d2 AS (
 		UPDATE quotas q SET booked = q.booked + 1, version = nextval('quota_version_seq')
@@ -119,8 +94,7 @@ const (
 			AND EXISTS (SELECT 1 FROM d1)
 		RETURNING cand.vdate, cand.ord::integer AS ord
 	), b AS (
-		INSERT INTO bookings
-			(id, person_id, campaign_id, clinic_id, vdate, product, dose, wave, status, cancel_reason, created_at, updated_at, linked_id)
+		INSERT INTO bookings (` + sqlBookingColumns + `)
 		SELECT $12::text, $13::text, $1::text, $2::text, $3::date, $4::text, $5::integer, $6::integer,
 			$14::text, $15::text, $16::timestamptz, $17::timestamptz, $18::text FROM d2
 		UNION ALL

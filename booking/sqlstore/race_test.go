@@ -342,11 +342,12 @@ func TestQuotaVersionsCommitOutOfOrderPostgres(t *testing.T) {
 	}
 }
 
-// TestReservePairPostgres checks Reserve's one-statement pair (takePair)
+// TestReservePairPostgres checks Reserve's one-statement pair (reservePair)
 // where it differs from taking the doses one by one: the second dose's
 // date is chosen from the statement's snapshot, and here a transaction
 // holding that date's last dose commits while the statement waits for the
-// row. The pair must then take the next date, not fail nor overbook.
+// row. The statement undoes itself and the transaction, trying the dates
+// one by one, must take the next date: not fail, nor overbook.
 func TestReservePairPostgres(t *testing.T) {
 	t.Parallel()
 	db := openPostgres(t)
