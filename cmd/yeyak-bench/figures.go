@@ -66,7 +66,7 @@ func figCommit(ctx context.Context, b *bench) section {
 	bt, pgT := b.bt("5s"), b.dur(15*time.Second)
 	s := section{About: "One booking = the conditional quota decrement, the booking insert and the outbox insert, in one statement (data-modifying CTEs: sqlstore's bookOne), from 8 goroutines on 8 connections (BenchmarkBookPostgres, both outbox notify modes). " +
 		"The baseline is pgbench's simple-update transaction (-N: an UPDATE, a SELECT and an INSERT) from 8 clients on the same server, run right after. Ratio: bookings/s ÷ pgbench tps. " +
-		"The last two rows compare the statement with the five-statement transaction it replaced (begin, take, insert, insert, commit), in the same benchmark run: at 64 clinics, and with every booking at one quota row, where each waits for the row lock of the one before.",
+		"The last three rows compare the statement with the transaction it replaced (begin, take, insert, insert, commit; for a first dose with its second, eight statements or more), in the same benchmark run: at 64 clinics, with every booking at one quota row, where each waits for the row lock of the one before, and for first-and-second-dose pairs at one clinic (the second on the first of three dates with room).",
 		Commands: []string{goBenchCommand(pkg, pattern, bt), pgbenchCommand(pgT)}}
 	res, err := goBench(ctx, pkg, pattern, bt)
 	if err != nil {
@@ -95,6 +95,7 @@ func figCommit(ctx context.Context, b *bench) section {
 	for _, c := range []struct{ stmt, tx, what string }{
 		{"notify=in_tx", "transaction", "64 clinics"},
 		{"hot", "hot-transaction", "one quota row (every booking at one clinic, day and dose)"},
+		{"hot-pair", "hot-pair-transaction", "first and second doses at one clinic (Reserve; both bookings counted)"},
 	} {
 		v, err := metric(res, pattern+"/"+c.stmt, "bookings/s")
 		if err != nil {
