@@ -529,6 +529,14 @@ func (db *DB) reservePair(ctx context.Context, r booking.Reservation) (done bool
 	if flex.CampaignID != first.CampaignID {
 		return true, booking.Errorf(booking.EINVALID, "a reservation's bookings are of one campaign")
 	}
+	// The events are built with each date in flex.Date; it keeps its
+	// value unless the reservation succeeds, as in the transaction.
+	was, booked := flex.Date, false
+	defer func() {
+		if !booked {
+			flex.Date = was
+		}
+	}()
 	dates := make([]time.Time, len(r.FlexDates))
 	var (
 		ords                          []int32
@@ -587,7 +595,7 @@ func (db *DB) reservePair(ctx context.Context, r booking.Reservation) (done bool
 	case !ord.Valid || ord.Int32 < 1 || int(ord.Int32) > len(r.FlexDates):
 		return true, fmt.Errorf("sqlstore: reserve: the statement took the first dose but returned second-dose date %v", ord)
 	}
-	flex.Date = r.FlexDates[ord.Int32-1]
+	flex.Date, booked = r.FlexDates[ord.Int32-1], true
 	if len(chosen[ord.Int32]) > 0 {
 		db.outboxCommitted()
 	}

@@ -403,8 +403,12 @@ func runStoreContract(t *testing.T, open func(testing.TB) *DB) {
 				t.Parallel()
 				db := open(t)
 				mustSetQuotas(t, db, quota("c1", day1, 1, 0, c.first), quota("c1", d2a, 2, 0, c.second), quota("c1", d2b, 2, 0, c.second))
-				if _, err := reserve(db, "p1", "c1"); booking.ErrorCode(err) != c.want {
+				second, err := reserve(db, "p1", "c1")
+				if booking.ErrorCode(err) != c.want {
 					t.Fatalf("Reserve: %v, want %s", err, c.want)
+				}
+				if second.Date != day1 {
+					t.Fatalf("a refused reservation set the second dose's date to %s", second.Date)
 				}
 				if _, err := reserve(db, "p2", "c9"); booking.ErrorCode(err) != booking.ESOLDOUT {
 					t.Fatalf("Reserve at a clinic without rows: %v, want sold_out", err)
