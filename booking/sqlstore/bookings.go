@@ -63,7 +63,7 @@ func (db *DB) applyDeltas(ctx context.Context, tx *sqlx.Tx, deltas map[quotaKey]
 			if rows, err := res.RowsAffected(); err != nil {
 				return fmt.Errorf("take dose: %w", err)
 			} else if rows == 0 {
-				return booking.Errorf(booking.ESOLDOUT, "no %s dose %d left at clinic %s on %s", k.Product, k.Dose, k.ClinicID, k.Date)
+				return soldOut(k)
 			}
 		case n < 0:
 			res, err := tx.StmtxContext(ctx, st.release).ExecContext(ctx, append(append([]any{-n}, args...), -n)...)
@@ -84,6 +84,11 @@ func (db *DB) applyDeltas(ctx context.Context, tx *sqlx.Tx, deltas map[quotaKey]
 		}
 	}
 	return nil
+}
+
+// soldOut is ESOLDOUT: k's quota row has no dose left (or no row).
+func soldOut(k quotaKey) error {
+	return booking.Errorf(booking.ESOLDOUT, "no %s dose %d left at clinic %s on %s", k.Product, k.Dose, k.ClinicID, k.Date)
 }
 
 func validateNew(b *booking.Booking) error {
@@ -148,20 +153,11 @@ func (db *DB) bookOne(ctx context.Context, b *booking.Booking, e booking.Event) 
 		b.ID, b.PersonID, string(b.Status), b.CancelReason,
 		db.dialect.timeArg(b.CreatedAt), db.dialect.timeArg(b.UpdatedAt), b.LinkedID}, ev...)
 	var taken, written int
-	for range maxTxAttempts {
-		err = db.x.QueryRowContext(ctx, sqlBookOnePostgres, args...).Scan(&taken, &written)
-		if err == nil || ctx.Err() != nil || !db.dialect.retryable(err) {
-			break
-		}
-	}
-	if err != nil {
-		if kind, _ := db.dialect.classify(err); kind == notViolation {
-			return fmt.Errorf("sqlstore: create bookings: %w", err)
-		}
-		return db.writeError(err)
+	if err := db.statement(ctx, sqlBookOnePostgres, args, &taken, &written); err != nil {
+		return db.writeError("create bookings", err)
 	}
 	if taken == 0 {
-		return booking.Errorf(booking.ESOLDOUT, "no %s dose %d left at clinic %s on %s", b.Product, b.Dose, b.ClinicID, b.Date)
+		return soldOut(keyOf(b))
 	}
 	if written != 1 {
 		return fmt.Errorf("sqlstore: create bookings: the dose was taken but %d events were written", written)
@@ -466,9 +462,8 @@ func (db *DB) Reserve(ctx context.Context, r booking.Reservation) error {
 		}
 	}
 	var events []booking.Event
-	pair := db.dialect == Postgres && !db.bookInTx && len(r.Moves) == 0 && len(r.Create) == 2 &&
-		r.Flex == r.Create[1] && r.Create[0] != r.Flex
-	if pair && len(r.FlexDates) <= maxPairDates {
+	if db.dialect == Postgres && !db.bookInTx && len(r.Moves) == 0 && len(r.Create) == 2 &&
+		r.Flex == r.Create[1] && r.Create[0] != r.Flex && len(r.FlexDates) <= maxPairDates {
 		if done, err := db.reservePair(ctx, r); done {
 			return err
 		}
@@ -542,7 +537,6 @@ func (db *DB) reservePair(ctx context.Context, r booking.Reservation) (done bool
 		ords                          []int32
 		ids, keys, types, pays, heads []string
 		ats                           []time.Time
-		chosen                        = map[int32][]booking.Event{}
 	)
 	for i, d := range r.FlexDates {
 		dates[i] = d.In(time.UTC)
@@ -550,9 +544,7 @@ func (db *DB) reservePair(ctx context.Context, r booking.Reservation) (done bool
 			continue
 		}
 		flex.Date = d
-		evs := r.Events()
-		chosen[int32(i+1)] = evs
-		for _, e := range evs {
+		for _, e := range r.Events() {
 			a, err := db.eventArgs(e)
 			if err != nil {
 				return true, err
@@ -572,46 +564,52 @@ func (db *DB) reservePair(ctx context.Context, r booking.Reservation) (done bool
 	var taken int
 	var ord sql.NullInt32
 	var secondLeft, firstLeft bool
-	for range maxTxAttempts {
-		err = db.x.QueryRowContext(ctx, sqlReservePairPostgres, args...).Scan(&taken, &ord, &secondLeft, &firstLeft)
-		if err == nil || ctx.Err() != nil || !db.dialect.retryable(err) {
-			break
-		}
-	}
+	err = db.statement(ctx, sqlReservePairPostgres, args, &taken, &ord, &secondLeft, &firstLeft)
 	var pe *pgconn.PgError
 	switch {
 	case errors.As(err, &pe) && pe.Code == "22012": // the sentinel: second dose not taken
 		return false, nil
 	case err != nil:
-		if kind, _ := db.dialect.classify(err); kind == notViolation {
-			return true, fmt.Errorf("sqlstore: reserve: %w", err)
-		}
-		return true, db.writeError(err)
+		return true, db.writeError("reserve", err)
 	case taken == 0 && secondLeft, taken == 0 && !firstLeft:
 		// As the transaction answers: the first dose's refusal first.
-		return true, booking.Errorf(booking.ESOLDOUT, "no %s dose %d left at clinic %s on %s", first.Product, first.Dose, first.ClinicID, first.Date)
+		return true, soldOut(keyOf(first))
 	case taken == 0:
 		return true, noSecondDose(flex, r.FlexDates)
 	case !ord.Valid || ord.Int32 < 1 || int(ord.Int32) > len(r.FlexDates):
 		return true, fmt.Errorf("sqlstore: reserve: the statement took the first dose but returned second-dose date %v", ord)
 	}
 	flex.Date, booked = r.FlexDates[ord.Int32-1], true
-	if len(chosen[ord.Int32]) > 0 {
+	if len(ids) > 0 { // the chosen date's events were written
 		db.outboxCommitted()
 	}
 	return true, nil
 }
 
-// writeError maps an error of a statement inserting bookings and outbox
-// events to the booking error it means.
-func (db *DB) writeError(err error) error {
+// statement runs a one-statement write (its own transaction) and scans
+// its row into dest, again after a deadlock or serialization failure, as
+// inTx does for a transaction.
+func (db *DB) statement(ctx context.Context, query string, args []any, dest ...any) error {
+	var err error
+	for range maxTxAttempts {
+		err = db.x.QueryRowContext(ctx, query, args...).Scan(dest...)
+		if err == nil || ctx.Err() != nil || !db.dialect.retryable(err) {
+			break
+		}
+	}
+	return err
+}
+
+// writeError maps an error of op's one-statement write (bookings and
+// their outbox events) to the booking error it means.
+func (db *DB) writeError(op string, err error) error {
 	switch kind, name := db.dialect.classify(err); {
 	case kind == uniqueViolation && name != bookingsActiveUnique && strings.HasPrefix(name, "outbox"):
 		return eventConflict(err)
 	case kind != notViolation:
 		return db.bookingInsertError(err)
 	}
-	return fmt.Errorf("insert bookings: %w", err)
+	return fmt.Errorf("sqlstore: %s: %w", op, err)
 }
 
 // takeFirstDate takes one dose from the first of dates whose row (b's

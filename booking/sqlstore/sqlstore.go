@@ -74,9 +74,9 @@ type DB struct {
 	versions versionWatermark // PostgreSQL only
 	notify   *notifier        // NotifyAfterCommit only
 
-	// bookInTx makes CreateBookings of one booking and one event run the
-	// five-statement transaction on PostgreSQL too, instead of bookOne's
-	// single statement: the baseline of BenchmarkBookPostgres.
+	// bookInTx makes the booking path's writes run as transactions on
+	// PostgreSQL too, instead of one statement each (bookOne,
+	// reservePair): the baseline of BenchmarkBookPostgres.
 	bookInTx bool
 
 	// rolled remembers rotation waves known to have rolled over
