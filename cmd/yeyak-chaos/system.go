@@ -110,6 +110,14 @@ func (s *system) logf(format string, args ...any) {
 	}
 }
 
+// progressLog writes the load's progress lines to the system's log.
+type progressLog struct{ s *system }
+
+func (p progressLog) Write(b []byte) (int, error) {
+	p.s.logf("load %s", strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}
+
 // stream is one load run's settings beyond the common ones.
 type stream struct {
 	rate      float64
@@ -154,6 +162,12 @@ func (s *system) load(ctx context.Context, st stream) (*load.Summary, error) {
 		Shape: cmp.Or(st.shape, load.ShapeSteady), Decay: st.decay, Feed: st.feed, OnAdmitted: st.onAdmitted,
 		QueueDrain: st.queueDrain, MaxInFlight: st.maxInFlight, Sources: st.sources, Conns: st.conns,
 		Now: worldClock.Now, Today: worldClock.Today(),
+	}
+	if s.log != nil {
+		// Narrated runs log the load's line a second (people, bookings,
+		// that second's booking p99): when, in a run, the slowest
+		// bookings were.
+		cfg.Progress = progressLog{s}
 	}
 	if st.sameDigit {
 		cfg.OtherDigitShare = -1
