@@ -314,7 +314,11 @@ func (v *visitor) waitInLine(ctx context.Context) error {
 		if wait <= 0 {
 			wait = time.Second
 		}
-		if !sleep(ctx, min(wait, cfg.MaxRetryWait)) {
+		// As the waiting-room page does: the whole Retry-After, however
+		// long (MaxRetryWait caps the waits between a failed call's
+		// attempts, not a place in line; the line's close and
+		// QueueTimeout end the wait).
+		if !sleep(ctx, wait) {
 			return errQueue
 		}
 		if st.Ticket != "" {

@@ -123,8 +123,9 @@ type Config struct {
 	// between. A booking keeps its Idempotency-Key across attempts.
 	// 0 means 5.
 	Attempts int
-	// MaxRetryWait caps one wait between attempts (and a Retry-After).
-	// 0 means 10 s.
+	// MaxRetryWait caps one wait between a call's attempts (and the
+	// Retry-After of a retryable answer). A waiting room's Retry-After is
+	// not a retry: a person in line polls when it says. 0 means 10 s.
 	MaxRetryWait time.Duration
 	// QueueTimeout is the most a person waits in the waiting room (429
 	// queue_required → POST QueuePath → poll until admitted). 0 means

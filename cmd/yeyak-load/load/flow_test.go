@@ -447,3 +447,65 @@ func TestFeedPacesArrivals(t *testing.T) {
 		t.Error("shape feed without a Feed was accepted")
 	}
 }
+
+// TestPollsAsRetryAfterSays: a person in line polls when the queue's
+// Retry-After says, as the waiting-room page does, even past MaxRetryWait
+// (which caps the waits between a failed call's attempts, not a place in
+// line): a client that polled sooner would cost the target polls a real
+// crowd does not send.
+func TestPollsAsRetryAfterSays(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits in a line for two seconds")
+	}
+	var s *scripted
+	s = newScripted(t, func(w http.ResponseWriter, r *http.Request, n int64) { s.created(w, r) })
+	var mu sync.Mutex
+	var joined time.Time
+	var polls []time.Duration
+	mux := http.NewServeMux()
+	flow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get(admission.PassHeader) == "" {
+			apiErr(w, http.StatusTooManyRequests, "queue_required", false, "")
+			return
+		}
+		s.mux.ServeHTTP(w, r)
+	})
+	for _, p := range []string{"GET /v1/me/eligibility", "GET /v1/clinics", "POST /v1/bookings", "GET /v1/bookings"} {
+		mux.Handle(p, flow)
+	}
+	answer := func(w http.ResponseWriter, status int, v map[string]any) {
+		w.Header().Set("Content-Type", "application/json")
+		if v["state"] == "waiting" {
+			w.Header().Set("Retry-After", "2")
+		}
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(v)
+	}
+	mux.HandleFunc("POST /v1/queue", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		joined = time.Now()
+		mu.Unlock()
+		answer(w, http.StatusCreated, map[string]any{"ticket": "T", "state": "waiting", "position": 3, "estimated_wait_seconds": 6, "poll_after_seconds": 2})
+	})
+	mux.HandleFunc("GET /v1/queue/{ticket}", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		polls = append(polls, time.Since(joined))
+		n := len(polls)
+		mu.Unlock()
+		if n < 2 {
+			answer(w, http.StatusOK, map[string]any{"ticket": "T", "state": "waiting", "position": 1, "estimated_wait_seconds": 2, "poll_after_seconds": 2})
+			return
+		}
+		answer(w, http.StatusOK, map[string]any{"ticket": "T", "state": "admitted", "pass": "P"})
+	})
+	mux.Handle("/", s.mux)
+	sum := runOne(t, mux, Config{Shape: ShapeClosed, Concurrency: 1, MaxRetryWait: 50 * time.Millisecond})
+	if sum.Booked != 1 || len(sum.Errors) != 0 {
+		t.Fatalf("booked %d errors %v outcomes %v", sum.Booked, sum.Errors, sum.Outcomes)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(polls) != 2 || polls[0] < 1900*time.Millisecond || polls[1]-polls[0] < 1900*time.Millisecond {
+		t.Fatalf("polls at %v after the join, want two, 2 s apart as Retry-After said", polls)
+	}
+}
