@@ -72,6 +72,12 @@ type Config struct {
 	// waits, requests without a pass pass at rate × RequestsPerAdmit per
 	// second (a person makes several requests to book). Default 5.
 	RequestsPerAdmit float64
+	// FreeFlowHold keeps free flow closed after it refused a request: the
+	// refused people are on their way to the line, and nobody arriving
+	// after them may pass them in free flow (a refill of the bucket would
+	// let them). Free flow opens again once FreeFlowHold has passed without
+	// a refusal and nobody waits. Default 3 s.
+	FreeFlowHold time.Duration
 	// AdvanceInterval is how often the admission cursor is moved (lazily, on
 	// requests; no goroutine). Default 100 ms.
 	AdvanceInterval time.Duration
@@ -292,6 +298,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.RequestsPerAdmit <= 0 {
 		cfg.RequestsPerAdmit = 5
+	}
+	if cfg.FreeFlowHold <= 0 {
+		cfg.FreeFlowHold = 3 * time.Second
 	}
 	if cfg.AdvanceInterval <= 0 {
 		cfg.AdvanceInterval = 100 * time.Millisecond

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -33,6 +34,9 @@ type Controller struct {
 	m     *metrics
 	free  *rate.Limiter
 	door  *rate.Limiter // passes handed to people the line admitted
+	// refusedAt is when a request without a pass was last refused (Unix
+	// nanoseconds): free flow stays closed FreeFlowHold after it.
+	refusedAt atomic.Int64
 
 	rngMu sync.Mutex
 	rng   *rand.Rand
@@ -207,6 +211,13 @@ func (c *Controller) advance(ctx context.Context, now time.Time, force bool) Sta
 	c.m.estimatedWait.Set(float64(st.Waiting) / r)
 	c.stats = st
 	return st
+}
+
+// lineOpen reports whether a request without a pass must go to the line
+// at now: people wait (or await a draw), or free flow refused someone less
+// than FreeFlowHold ago.
+func (c *Controller) lineOpen(st Stats, now time.Time) bool {
+	return st.Waiting > 0 || st.Pending > 0 || now.UnixNano() < c.refusedAt.Load()+int64(c.cfg.FreeFlowHold)
 }
 
 // doorBurst is the most passes the door hands out at once at rate r: one

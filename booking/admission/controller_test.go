@@ -335,6 +335,35 @@ func TestFreeFlow(t *testing.T) {
 	}
 }
 
+// TestFreeFlowHeldForTheRefused: once free flow refuses someone, nobody
+// arriving after them passes in free flow — not even when the bucket has
+// refilled before the refused person's join arrives (a surge's joins wait
+// their turn) — until FreeFlowHold passes with no refusal and nobody waits.
+func TestFreeFlowHeldForTheRefused(t *testing.T) {
+	c, clk, _ := newTestController(t, func(cfg *Config) {
+		cfg.Floor, cfg.Ceiling, cfg.Initial, cfg.RequestsPerAdmit = 1, 1, 1, 1
+		cfg.FreeFlowHold = 3 * time.Second
+	})
+	guarded := c.Middleware(okHandler)
+	gated := c.Gate(guarded)
+	if w := call(t, gated, "GET", "/v1/me/eligibility", "ann", nil, ""); w.Code != http.StatusOK {
+		t.Fatalf("first request: %d, want free flow", w.Code)
+	}
+	assertQueueRequired(t, call(t, gated, "GET", "/v1/me/eligibility", "ben", nil, "")) // the bucket is empty
+	// Two seconds on, the bucket has refilled; ben has not joined yet.
+	clk.Add(2 * time.Second)
+	assertQueueRequired(t, call(t, gated, "GET", "/v1/me/eligibility", "cat", nil, ""))
+	assertQueueRequired(t, call(t, guarded, "GET", "/v1/me/eligibility", "cat", nil, "")) // Middleware alone too
+	// Still within the hold of cat's refusal: refused, and the hold renewed.
+	clk.Add(2 * time.Second)
+	assertQueueRequired(t, call(t, gated, "GET", "/v1/me/eligibility", "dan", nil, ""))
+	// FreeFlowHold after the last refusal, with nobody in line: free flow.
+	clk.Add(3 * time.Second)
+	if w := call(t, gated, "GET", "/v1/me/eligibility", "dan", nil, ""); w.Code != http.StatusOK {
+		t.Fatalf("after the hold, nobody waiting: %d %s, want free flow", w.Code, w.Body)
+	}
+}
+
 func TestQueueEndpoints(t *testing.T) {
 	c, clk, reg := newTestController(t, func(cfg *Config) {
 		cfg.Floor, cfg.Ceiling, cfg.Initial = 1, 1, 1

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // PassHeader is the request header that carries a pass.
@@ -57,7 +58,9 @@ func writeError(w http.ResponseWriter, status int, code, msg string, retryable b
 // bucket allows (the person's response then carries a fresh pass in
 // X-Yeyak-Pass, so a surge starting mid-flow does not strand them);
 // otherwise it is answered 429 queue_required with Location and
-// Retry-After. Times sent by the client are never read.
+// Retry-After, and free flow stays closed for Config.FreeFlowHold after
+// that refusal (the refused are on their way to the line: nobody after
+// them may pass them). Times sent by the client are never read.
 func (c *Controller) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		now := c.cfg.Now()
@@ -73,7 +76,7 @@ func (c *Controller) Middleware(next http.Handler) http.Handler {
 			passErr = ErrSignature // a pass with no person to bind it to
 		}
 		st := c.advance(r.Context(), now, false)
-		if st.Waiting == 0 && st.Pending == 0 && c.free.AllowN(now, 1) {
+		if !c.lineOpen(st, now) && c.free.AllowN(now, 1) {
 			if known {
 				p := c.sign.sign(kindPass, person, claims{Issued: now, Expires: now.Add(c.cfg.PassTTL)})
 				w.Header().Set(PassHeader, p)
@@ -82,12 +85,13 @@ func (c *Controller) Middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		c.refuse(w, passErr)
+		c.refuse(w, now, passErr)
 	})
 }
 
 // Gate refuses, before anything else is spent on it, a booking-flow
-// request that presents no pass while people wait in line (or for a draw):
+// request that presents no pass while people wait in line (or for a draw,
+// or free flow is held closed after a refusal):
 // Middleware could only refuse it later. Mounted in front of the token's
 // verification, it keeps a crowd's first attempts cheap (no signature to
 // check, no person to look up): the crowd's verification work moves to the
@@ -98,8 +102,9 @@ func (c *Controller) Middleware(next http.Handler) http.Handler {
 func (c *Controller) Gate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get(PassHeader) == "" {
-			if st := c.advance(r.Context(), c.cfg.Now(), false); st.Waiting > 0 || st.Pending > 0 {
-				c.refuse(w, ErrMissing)
+			now := c.cfg.Now()
+			if st := c.advance(r.Context(), now, false); c.lineOpen(st, now) {
+				c.refuse(w, now, ErrMissing)
 				return
 			}
 		}
@@ -108,7 +113,9 @@ func (c *Controller) Gate(next http.Handler) http.Handler {
 }
 
 // refuse answers 429 queue_required: the rate is the binding constraint.
-func (c *Controller) refuse(w http.ResponseWriter, passErr error) {
+// Free flow stays closed FreeFlowHold from now (see Config.FreeFlowHold).
+func (c *Controller) refuse(w http.ResponseWriter, now time.Time, passErr error) {
+	c.refusedAt.Store(now.UnixNano())
 	c.law.markConstrained()
 	c.m.passesRejected.WithLabelValues(Reason(passErr)).Inc()
 	c.m.refused.Inc()
