@@ -134,6 +134,14 @@ type Law struct {
 	// MaxPoolWait is the highest healthy p90 of database pool waits.
 	// Default 50 ms.
 	MaxPoolWait time.Duration
+	// MaxSchedLatency is the highest healthy scheduling latency of the
+	// host's goroutines (ObserveSchedLatency: the p99 of the time runnable
+	// goroutines waited for a CPU, over the window). It is the leading
+	// sign of a process out of CPU: every request's round trips then wait
+	// their turn to run, the pool's connections stay held meanwhile, and a
+	// few windows later the writes' latency leaves a cliff. Over Headroom
+	// of it the rate holds; over it, decreases. Default 20 ms.
+	MaxSchedLatency time.Duration
 	// Increase is the additive step, in admits/s per healthy interval.
 	// Default Ceiling/100 (at least 1).
 	Increase float64
@@ -245,6 +253,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if l.MaxPoolWait <= 0 {
 		l.MaxPoolWait = 50 * time.Millisecond
+	}
+	if l.MaxSchedLatency <= 0 {
+		l.MaxSchedLatency = 20 * time.Millisecond
 	}
 	if l.Increase <= 0 {
 		l.Increase = max(1, cfg.Ceiling/100)

@@ -93,6 +93,12 @@ func (c *Controller) ObserveWrite(latency time.Duration, failed bool) {
 // growth of sql.DBStats.WaitDuration per acquire).
 func (c *Controller) ObservePoolWait(d time.Duration) { c.law.observePoolWait(d) }
 
+// ObserveSchedLatency feeds the control law the host's goroutine scheduling
+// latency over its last sampling period (the p99 of the time runnable
+// goroutines waited to run; runtime/metrics /sched/latencies:seconds), a
+// second or so apart. See Law.MaxSchedLatency.
+func (c *Controller) ObserveSchedLatency(d time.Duration) { c.law.observeSched(d) }
+
 // Rate returns the current admission rate in people per second.
 func (c *Controller) Rate() float64 {
 	c.mu.Lock()
@@ -183,7 +189,7 @@ func (c *Controller) advance(ctx context.Context, now time.Time, force bool) Sta
 		if verdict == VerdictIncrease || verdict == VerdictDecrease {
 			c.log.Info("admission rate changed", "verdict", string(verdict), "rate", r,
 				"samples", w.Samples, "p90", w.P90, "p99", w.P99, "writes", w.Writes, "write_p90", w.WriteP90, "write_p99", w.WriteP99, "write_base", w.WriteBase,
-				"error_rate", w.ErrorRate, "pool_wait_p90", w.PoolP90)
+				"error_rate", w.ErrorRate, "pool_wait_p90", w.PoolP90, "sched_p99", w.Sched)
 			c.free.SetLimitAt(now, rate.Limit(r*c.cfg.RequestsPerAdmit))
 			c.free.SetBurstAt(now, int(math.Ceil(r*c.cfg.RequestsPerAdmit)))
 			c.door.SetLimitAt(now, rate.Limit(r))

@@ -30,6 +30,7 @@ type aimd struct {
 	latency     *hdrhistogram.Histogram // microseconds, every request
 	writes      *hdrhistogram.Histogram // microseconds, booking writes only
 	poolWait    *hdrhistogram.Histogram // microseconds
+	sched       time.Duration           // the highest scheduling latency observed
 	requests    int64
 	errors      int64
 	constrained bool // people waited (or free flow refused) during the window
@@ -49,6 +50,9 @@ type window struct {
 	P90, P99  time.Duration
 	ErrorRate float64
 	PoolP90   time.Duration
+	// Sched is the highest scheduling latency the host reported
+	// (ObserveSchedLatency) in the window, 0 for none.
+	Sched time.Duration
 	// Writes are the booking writes among the samples, judged on their
 	// own: a flow's cheap reads (clinic lists from memory) outnumber its
 	// bookings ten to one and would hide slow bookings in P90 and P99.
@@ -95,6 +99,14 @@ func (a *aimd) observePoolWait(d time.Duration) {
 	a.mu.Unlock()
 }
 
+// observeSched records the host's scheduling latency over its last
+// sampling period; the window keeps the highest.
+func (a *aimd) observeSched(d time.Duration) {
+	a.mu.Lock()
+	a.sched = max(a.sched, d)
+	a.mu.Unlock()
+}
+
 // markConstrained notes that the rate was the binding constraint.
 func (a *aimd) markConstrained() {
 	a.mu.Lock()
@@ -137,6 +149,7 @@ func (a *aimd) tick(now time.Time) (rate float64, v Verdict, w window, evaluated
 	if a.poolWait.TotalCount() > 0 {
 		w.PoolP90 = time.Duration(a.poolWait.ValueAtQuantile(90)) * time.Microsecond
 	}
+	w.Sched = a.sched
 	if w.Writes >= int64(a.law.MinSamples) {
 		a.best[a.bestNext%BaselineWindows] = w.WriteP90
 		a.bestNext++
@@ -175,6 +188,7 @@ func (a *aimd) reset(now time.Time) {
 	a.latency.Reset()
 	a.writes.Reset()
 	a.poolWait.Reset()
+	a.sched = 0
 	a.requests, a.errors, a.constrained = 0, 0, false
 	a.windowStart = now
 }
@@ -212,7 +226,8 @@ func (l Law) decide(w window, constrained bool) Verdict {
 		}
 		return VerdictHold
 	}
-	if w.P90 > l.TargetP90 || w.P99 > l.TargetP99 || w.ErrorRate > l.MaxErrorRate || w.PoolP90 > l.MaxPoolWait {
+	if w.P90 > l.TargetP90 || w.P99 > l.TargetP99 || w.ErrorRate > l.MaxErrorRate || w.PoolP90 > l.MaxPoolWait ||
+		w.Sched > l.MaxSchedLatency {
 		return VerdictDecrease
 	}
 	if !constrained || !l.roomy(w) {
@@ -231,7 +246,7 @@ func (l Law) decide(w window, constrained bool) Verdict {
 // that swing.
 func (l Law) roomy(w window) bool {
 	room := func(d, target time.Duration) bool { return float64(d) <= l.Headroom*float64(target) }
-	if !room(w.P90, l.TargetP90) || !room(w.P99, l.TargetP99) {
+	if !room(w.P90, l.TargetP90) || !room(w.P99, l.TargetP99) || !room(w.Sched, l.MaxSchedLatency) {
 		return false
 	}
 	if w.Writes < int64(l.MinWriteSamples) {

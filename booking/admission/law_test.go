@@ -28,6 +28,10 @@ func TestLawDecide(t *testing.T) {
 		{"p90 over target", with(func(w *window) { w.P90 = 400 * time.Millisecond }), true, VerdictDecrease},
 		{"error rate over max", with(func(w *window) { w.ErrorRate = 0.05 }), true, VerdictDecrease},
 		{"pool wait over max", with(func(w *window) { w.PoolP90 = 80 * time.Millisecond }), true, VerdictDecrease},
+		// The host out of CPU: goroutines wait to run before the latencies show it.
+		{"scheduling latency over max", with(func(w *window) { w.Sched = l.MaxSchedLatency + time.Millisecond }), true, VerdictDecrease},
+		{"scheduling latency past the headroom: hold", with(func(w *window) { w.Sched = l.MaxSchedLatency*3/4 + time.Millisecond }), true, VerdictHold},
+		{"scheduling latency within the headroom: increase", with(func(w *window) { w.Sched = l.MaxSchedLatency / 2 }), true, VerdictIncrease},
 		{"too few samples", window{Samples: 5, P99: 5 * time.Second}, true, VerdictHold},
 		{"few samples but pool saturated", window{Samples: 5, PoolP90: time.Second}, true, VerdictDecrease},
 		{"at the targets is healthy, without room: hold", with(func(w *window) { w.P90, w.P99 = l.TargetP90, l.TargetP99 }), true, VerdictHold},
@@ -98,6 +102,28 @@ func TestAIMDWritesJudgedAlone(t *testing.T) {
 	a.markConstrained()
 	if r, v, w, _ := a.tick(t0.Add(3 * time.Second)); v != VerdictIncrease || w.Writes != 0 {
 		t.Fatalf("after reset: rate %g, %s, window %+v", r, v, w)
+	}
+}
+
+// TestAIMDSchedWindow: a window keeps the highest scheduling latency the
+// host reported in it, judges it, and the next window starts from none.
+func TestAIMDSchedWindow(t *testing.T) {
+	l := testLaw()
+	a := newAIMD(l, 20, 500, 100)
+	a.tick(t0)
+	feed(a, 50, 50*time.Millisecond, false)
+	a.markConstrained()
+	for _, d := range []time.Duration{5 * time.Millisecond, l.MaxSchedLatency * 2, time.Millisecond} {
+		a.observeSched(d)
+	}
+	r, v, w, _ := a.tick(t0.Add(time.Second))
+	if w.Sched != l.MaxSchedLatency*2 || v != VerdictDecrease || r != 70 {
+		t.Fatalf("window %+v: %s to %g, want the highest scheduling latency (%v) and a decrease to 70", w, v, r, l.MaxSchedLatency*2)
+	}
+	feed(a, 50, 50*time.Millisecond, false)
+	a.markConstrained()
+	if _, v, w, _ = a.tick(t0.Add(4 * time.Second)); w.Sched != 0 || v != VerdictIncrease {
+		t.Fatalf("next window %+v: %s, want no scheduling latency carried over and an increase", w, v)
 	}
 }
 

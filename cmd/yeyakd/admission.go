@@ -79,7 +79,7 @@ func newAdmission(cfg *config, campaigns []*booking.Campaign, v httpapi.Verifier
 		Keys: keys, PersonFunc: httpapi.PersonOf(v),
 		Floor: cfg.AdmissionFloor, Ceiling: cfg.AdmissionCeiling, Initial: cfg.AdmissionInitial,
 		PassTTL: cfg.AdmissionPassTTL, PreOpening: cfg.AdmissionPreOpen, Openings: openings,
-		Now: now, Registerer: reg, Logger: log,
+		Law: admissionLaw(cfg), Now: now, Registerer: reg, Logger: log,
 	}
 	if rdb != nil {
 		acfg.Store = admission.NewRedisStore(rdb, cfg.RedisPrefix+"queue:")
@@ -91,6 +91,12 @@ func newAdmission(cfg *config, campaigns []*booking.Campaign, v httpapi.Verifier
 	log.Info("admission on", "floor", cfg.AdmissionFloor, "ceiling", cfg.AdmissionCeiling, "openings", len(openings),
 		"store", map[bool]string{true: "redis", false: "memory"}[rdb != nil])
 	return adm, nil
+}
+
+// admissionLaw is the control law's settings from the flags (the rest
+// are the admission package's defaults).
+func admissionLaw(cfg *config) admission.Law {
+	return admission.Law{TargetP90: cfg.AdmissionP90, TargetP99: cfg.AdmissionP99, MaxSchedLatency: cfg.AdmissionMaxSched}
 }
 
 // spreadOpenings keeps the openings at least preOpening apart (several
@@ -140,13 +146,16 @@ func observeAdmission(adm admissionObserver) func(route string, status int, code
 	}
 }
 
-// watchPoolWait feeds the admission law with the database pool's wait: each
-// second, the mean wait of the requests that had to wait for a connection
-// (zero when none did).
-func watchPoolWait(ctx context.Context, db *sqlx.DB, adm *admission.Controller) {
+// watchHost feeds the admission law with what the process sees of its
+// host, each second: the database pool's wait (the mean wait of the
+// requests that had to wait for a connection, zero when none did) and the
+// p99 of the goroutines' scheduling latency (runnable, waiting for a CPU).
+func watchHost(ctx context.Context, db *sqlx.DB, adm *admission.Controller) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	last := db.Stats()
+	sched := admission.NewSchedSampler(0.99)
+	sched.Sample()
 	for {
 		select {
 		case <-ctx.Done():
@@ -159,6 +168,7 @@ func watchPoolWait(ctx context.Context, db *sqlx.DB, adm *admission.Controller) 
 			mean = (st.WaitDuration - last.WaitDuration) / time.Duration(n)
 		}
 		adm.ObservePoolWait(mean)
+		adm.ObserveSchedLatency(sched.Sample())
 		last = st
 	}
 }

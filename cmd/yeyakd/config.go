@@ -41,6 +41,7 @@ type config struct {
 	AdmissionInitial  float64
 	AdmissionP90      time.Duration
 	AdmissionP99      time.Duration
+	AdmissionMaxSched time.Duration
 	AdmissionKeys     string
 	AdmissionPassTTL  time.Duration
 	AdmissionPreOpen  time.Duration
@@ -119,6 +120,7 @@ func newFlagSet(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.Float64Var(&cfg.AdmissionInitial, "admission-initial", 0, "admission rate at start, people per second (0: the floor)")
 	fs.DurationVar(&cfg.AdmissionP90, "admission-target-p90", 250*time.Millisecond, "admission law: the booking path's healthy p90 (all its requests, and booking writes alone); over it, the rate is cut")
 	fs.DurationVar(&cfg.AdmissionP99, "admission-target-p99", time.Second, "admission law: the booking path's healthy p99, as --admission-target-p90")
+	fs.DurationVar(&cfg.AdmissionMaxSched, "admission-max-sched", 20*time.Millisecond, "admission law: the highest healthy p99 of this process's goroutine scheduling latency (runnable, waiting for a CPU); over half of it the rate holds, over it the rate is cut")
 	fs.StringVar(&cfg.AdmissionKeys, "admission-keys", "", "HMAC keys of tickets and passes, id:secret[,id:secret…] (secret; the first signs; secrets ≥ 16 bytes; every instance of a fleet needs the same); empty: a random key per process")
 	fs.DurationVar(&cfg.AdmissionPassTTL, "admission-pass-ttl", 5*time.Minute, "how long a waiting-room pass stays valid")
 	fs.IntVar(&cfg.QueueWorkers, "queue-workers", 0, "waiting-room joins and polls (and demo sign-ins) served at once; more wait their turn, leaving the CPU to admitted bookings (0: half the cores, at least 1)")
@@ -246,6 +248,9 @@ func (c *config) validate() error {
 		}
 		if c.AdmissionP90 <= 0 || c.AdmissionP99 < c.AdmissionP90 {
 			return fmt.Errorf("--admission-target-p90 %v and --admission-target-p99 %v: want 0 < p90 ≤ p99", c.AdmissionP90, c.AdmissionP99)
+		}
+		if c.AdmissionMaxSched <= 0 {
+			return fmt.Errorf("--admission-max-sched %v: want a positive duration", c.AdmissionMaxSched)
 		}
 		if _, err := parseAdmissionKeys(c.AdmissionKeys); err != nil {
 			return err

@@ -50,6 +50,20 @@ func TestConfigFlagsAndEnv(t *testing.T) {
 	}
 }
 
+// TestAdmissionLawFromFlags: the law's flags reach the law (they were
+// once parsed and checked but never passed on).
+func TestAdmissionLawFromFlags(t *testing.T) {
+	cfg, _, err := parseConfig([]string{"--demo", "--admission-target-p90", "100ms", "--admission-target-p99", "500ms",
+		"--admission-max-sched", "15ms"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := admissionLaw(cfg)
+	if l.TargetP90 != 100*time.Millisecond || l.TargetP99 != 500*time.Millisecond || l.MaxSchedLatency != 15*time.Millisecond {
+		t.Fatalf("law %+v, want the flags' targets 100ms/500ms and scheduling latency 15ms", l)
+	}
+}
+
 func TestConfigRefusals(t *testing.T) {
 	for _, args := range [][]string{
 		{"--now", "2021-08-09T20:00:00+09:00", "--issuer", "name=a,iss=i,aud=a,jwks=https://x"},
@@ -63,6 +77,7 @@ func TestConfigRefusals(t *testing.T) {
 		{"--demo", "--admission-floor", "100", "--admission-ceiling", "10"}, // floor above ceiling
 		{"--demo", "--admission-target-p90", "2s"},                          // p90 target above the p99 one
 		{"--demo", "--admission-target-p90", "0s"},                          // no target
+		{"--demo", "--admission-max-sched", "0s"},                           // no scheduling bound
 		{"--demo", "--redis", "http://127.0.0.1:6379"},                      // not a redis URL
 		{"--demo", "--demo-registry-policy", "maybe"},                       // no such policy
 		{"--demo", "--idempotency-max-age", "1m"},                           // keys must outlive retries

@@ -280,7 +280,7 @@ func serve(ctx context.Context, cfg *config, log *slog.Logger, stdout io.Writer)
 		}
 		defer snap.Close()
 		if adm != nil {
-			wg.Go(func() { watchPoolWait(bg, db.DB(), adm) })
+			wg.Go(func() { watchHost(bg, db.DB(), adm) })
 		}
 		wg.Go(func() { purgeIdempotencyKeys(bg, db, cfg.IdempotencyMaxAge, log) })
 		servers = append(servers, newHTTPServer(cfg.Listen, api, log))
