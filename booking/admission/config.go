@@ -70,7 +70,14 @@ type Config struct {
 
 	// RequestsPerAdmit scales the free-flow token bucket: while nobody
 	// waits, requests without a pass pass at rate × RequestsPerAdmit per
-	// second (a person makes several requests to book). Default 5.
+	// second. A request let through in free flow hands its person a pass
+	// (X-Yeyak-Pass), and their next requests carry it and take no token,
+	// so a token is a person: at 1 free flow admits people at the
+	// admission rate, as the line does. Above 1 it lets clients that drop
+	// the pass make several requests per person, and admits up to that many
+	// times the rate of the ones that keep it (5 did: in the surge's first
+	// seconds, 50 people at once and 50 a second at a rate of 10).
+	// Default 1.
 	RequestsPerAdmit float64
 	// FreeFlowHold keeps free flow closed after it refused a request: the
 	// refused people are on their way to the line, and nobody arriving
@@ -82,7 +89,7 @@ type Config struct {
 	// requests; no goroutine). Default 100 ms.
 	AdvanceInterval time.Duration
 	// MinPoll and MaxPoll clamp the poll interval told to waiting clients
-	// (Retry-After: half the estimated wait). Defaults 1 s and 30 s.
+	// (Retry-After: half the estimated wait). Defaults 1 s and 60 s.
 	MinPoll, MaxPoll time.Duration
 
 	// Now is the clock; every time the controller uses is the server's.
@@ -308,7 +315,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		}
 	}
 	if cfg.RequestsPerAdmit <= 0 {
-		cfg.RequestsPerAdmit = 5
+		cfg.RequestsPerAdmit = 1
 	}
 	if cfg.FreeFlowHold <= 0 {
 		cfg.FreeFlowHold = 3 * time.Second
@@ -320,7 +327,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.MinPoll = time.Second
 	}
 	if cfg.MaxPoll <= 0 {
-		cfg.MaxPoll = 30 * time.Second
+		cfg.MaxPoll = 60 * time.Second
 	}
 	if cfg.MaxPoll < cfg.MinPoll {
 		cfg.MaxPoll = cfg.MinPoll

@@ -335,6 +335,29 @@ func TestFreeFlow(t *testing.T) {
 	}
 }
 
+// TestFreeFlowAdmitsPeopleAtTheRate: by default free flow lets people in
+// at the admission rate (one second's worth at once), as the line does:
+// each gets a pass with their first request and spends no token after.
+func TestFreeFlowAdmitsPeopleAtTheRate(t *testing.T) {
+	c, _, _ := newTestController(t, func(cfg *Config) { cfg.Floor, cfg.Ceiling, cfg.Initial = 10, 100, 10 })
+	guarded := c.Middleware(okHandler)
+	for i := range 10 {
+		p := fmt.Sprint("p-", i)
+		w := call(t, guarded, "GET", "/v1/me/eligibility", p, nil, "")
+		if w.Code != http.StatusOK {
+			t.Fatalf("person %d of the first second's 10: %d", i, w.Code)
+		}
+		// Their next requests carry the pass and take no token.
+		pass := map[string]string{PassHeader: w.Header().Get(PassHeader)}
+		for range 3 {
+			if w := call(t, guarded, "GET", "/v1/clinics", p, pass, ""); w.Code != http.StatusOK {
+				t.Fatalf("person %d with the free-flow pass: %d", i, w.Code)
+			}
+		}
+	}
+	assertQueueRequired(t, call(t, guarded, "GET", "/v1/me/eligibility", "p-10", nil, ""))
+}
+
 // TestFreeFlowHeldForTheRefused: once free flow refuses someone, nobody
 // arriving after them passes in free flow — not even when the bucket has
 // refilled before the refused person's join arrives (a surge's joins wait
@@ -553,17 +576,17 @@ func TestGate(t *testing.T) {
 func TestPollAfterHalfTheWait(t *testing.T) {
 	c, _, _ := newTestController(t, func(cfg *Config) { cfg.Floor, cfg.Ceiling, cfg.Initial = 10, 10, 10 })
 	var last, middle Status
-	for i := range 1000 {
+	for i := range 2000 {
 		s := join(t, c, fmt.Sprint("p-", i))
 		switch i {
 		case 399:
 			middle = s
-		case 999:
+		case 1999:
 			last = s
 		}
 	}
-	// At 10/s: position 400 waits 40 s (poll after 20 s); position 1,000
-	// waits 100 s (poll after MaxPoll, 30 s).
+	// At 10/s: position 400 waits 40 s (poll after 20 s); position 2,000
+	// waits 200 s (poll after MaxPoll, 60 s).
 	// Each answer is jittered within [half, all] of that.
 	seen := map[int64]bool{}
 	for range 200 {
@@ -573,14 +596,14 @@ func TestPollAfterHalfTheWait(t *testing.T) {
 			middle.PollAfterSeconds < half/2 || middle.PollAfterSeconds > half {
 			t.Fatalf("position ~400: %+v, want a wait of ~40 s and a poll after a quarter to a half of it", middle)
 		}
-		if last = poll(t, c, "p-999", last.Ticket); last.PollAfterSeconds < 15 || last.PollAfterSeconds > 30 {
-			t.Fatalf("position ~1000: %+v, want poll after half MaxPoll to MaxPoll (15-30 s)", last)
+		if last = poll(t, c, "p-1999", last.Ticket); last.PollAfterSeconds < 30 || last.PollAfterSeconds > 60 {
+			t.Fatalf("position ~2000: %+v, want poll after half MaxPoll to MaxPoll (30-60 s)", last)
 		}
 		seen[last.PollAfterSeconds] = true
 	}
 	// People who joined together must not poll together ever after.
 	if len(seen) < 8 {
-		t.Fatalf("200 answers told %d distinct poll intervals (%v), want them spread over 15-30 s", len(seen), seen)
+		t.Fatalf("200 answers told %d distinct poll intervals (%v), want them spread over 30-60 s", len(seen), seen)
 	}
 }
 

@@ -20,13 +20,14 @@
 // the same place.
 //
 // The control law is AIMD (see Law): each interval, if the booking path's
-// latency p90 or p99, its error rate or the database pool wait exceeds its
-// target (with enough samples), rate ×= Decrease and the rate settles for
+// latency p90 or p99, its error rate, the database pool wait or the host's
+// goroutine scheduling latency exceeds its target (with enough samples), rate ×= Decrease and the rate settles for
 // Law.Settle; if all are healthy with room (within Headroom of the targets,
 // the booking writes' p90 within Gradient of its recent best) and people
 // are waiting, rate += Increase, in smaller steps near the rate of the last
 // decrease; the rate stays in [Floor, Ceiling]. The host feeds it with
-// Observe, ObserveWrite and ObservePoolWait. docs/admission.md has
+// Observe, ObserveWrite, ObservePoolWait and ObserveSchedLatency (a
+// SchedSampler reads the latter from runtime/metrics). docs/admission.md has
 // the figures (memory per waiting person, the simulation of 10 million
 // arrivals).
 //
