@@ -220,9 +220,18 @@ func (l Law) decide(w window, constrained bool) Verdict {
 		return VerdictDecrease
 	}
 	if w.Samples < int64(l.MinSamples) {
-		// A saturated pool shows even without latency samples.
-		if w.PoolP90 > l.MaxPoolWait {
+		// A saturated pool or a process out of CPU shows even without
+		// latency samples.
+		if w.PoolP90 > l.MaxPoolWait || w.Sched > l.MaxSchedLatency {
 			return VerdictDecrease
+		}
+		// Too few samples to judge a latency target by: the people admitted
+		// make little load (at the floor of 10/s, a flow that only checks
+		// eligibility makes ten requests a second, and the rate never rose
+		// while hundreds waited). With people held back and every sample
+		// there is within room, the rate grows; with none, it holds.
+		if constrained && w.Samples > 0 && l.roomy(w) {
+			return VerdictIncrease
 		}
 		return VerdictHold
 	}

@@ -32,7 +32,11 @@ func TestLawDecide(t *testing.T) {
 		{"scheduling latency over max", with(func(w *window) { w.Sched = l.MaxSchedLatency + time.Millisecond }), true, VerdictDecrease},
 		{"scheduling latency past the headroom: hold", with(func(w *window) { w.Sched = l.MaxSchedLatency*3/4 + time.Millisecond }), true, VerdictHold},
 		{"scheduling latency within the headroom: increase", with(func(w *window) { w.Sched = l.MaxSchedLatency / 2 }), true, VerdictIncrease},
-		{"too few samples", window{Samples: 5, P99: 5 * time.Second}, true, VerdictHold},
+		{"too few samples, one slow", window{Samples: 5, P99: 5 * time.Second}, true, VerdictHold},
+		{"too few samples, all fast, people held back: increase", window{Samples: 5, P90: 10 * time.Millisecond, P99: 20 * time.Millisecond}, true, VerdictIncrease},
+		{"too few samples, all fast, nobody held back", window{Samples: 5, P90: 10 * time.Millisecond, P99: 20 * time.Millisecond}, false, VerdictHold},
+		{"no samples at all", window{}, true, VerdictHold},
+		{"few samples but out of CPU", window{Samples: 5, Sched: time.Second}, true, VerdictDecrease},
 		{"few samples but pool saturated", window{Samples: 5, PoolP90: time.Second}, true, VerdictDecrease},
 		{"at the targets is healthy, without room: hold", with(func(w *window) { w.P90, w.P99 = l.TargetP90, l.TargetP99 }), true, VerdictHold},
 		{"p90 past the headroom: hold", with(func(w *window) { w.P90 = 200 * time.Millisecond }), true, VerdictHold},
@@ -302,8 +306,8 @@ func TestAIMDGradientBaseline(t *testing.T) {
 	if _, _, w := tick(5, time.Millisecond); w.WriteBase < 9*time.Millisecond {
 		t.Fatalf("5 writes set the baseline to %v", w.WriteBase)
 	}
-	if r, v, _ := tick(30, 60*time.Millisecond); v != VerdictHold || r != 110 {
-		t.Fatalf("writes at 6× their best: rate %g (%s), want a hold at 110 (the 5-write window held too: too few samples)", r, v)
+	if r, v, _ := tick(30, 60*time.Millisecond); v != VerdictHold || r != 120 {
+		t.Fatalf("writes at 6× their best: rate %g (%s), want a hold at 120 (the 5-write window increased: few samples, all fast, people held back)", r, v)
 	}
 	if _, v, _ := tick(30, 38*time.Millisecond); v != VerdictIncrease {
 		t.Fatalf("writes at 3.8× their best: %s, want increase", v)
