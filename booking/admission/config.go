@@ -76,8 +76,10 @@ type Config struct {
 	// admission rate, as the line does. Above 1 it lets clients that drop
 	// the pass make several requests per person, and admits up to that many
 	// times the rate of the ones that keep it (5 did: in the surge's first
-	// seconds, 50 people at once and 50 a second at a rate of 10).
-	// Default 1.
+	// seconds, 50 people at once and 50 a second at a rate of 10). A
+	// person free flow let in who comes back without the pass within
+	// PassTTL is let in again without a token (a client that drops the
+	// pass, curl in a tour). Default 1.
 	RequestsPerAdmit float64
 	// FreeFlowHold keeps free flow closed after it refused a request: the
 	// refused people are on their way to the line, and nobody arriving

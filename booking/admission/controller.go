@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"golang.org/x/time/rate"
 )
 
@@ -37,6 +38,10 @@ type Controller struct {
 	// refusedAt is when a request without a pass was last refused (Unix
 	// nanoseconds): free flow stays closed FreeFlowHold after it.
 	refusedAt atomic.Int64
+	// freePeople are the people free flow let in, and when: one who comes
+	// back without the pass within PassTTL is let in again without a
+	// token (a bounded LRU: one evicted spends a token again).
+	freePeople *lru.Cache[string, time.Time]
 
 	rngMu sync.Mutex
 	rng   *rand.Rand
@@ -70,6 +75,7 @@ func New(cfg Config) (*Controller, error) {
 		rng:   rand.New(rand.NewChaCha8(seed)),
 		rate:  cfg.Initial,
 	}
+	c.freePeople, _ = lru.New[string, time.Time](freePeopleMax)
 	c.free = rate.NewLimiter(rate.Limit(cfg.Initial*cfg.RequestsPerAdmit), int(math.Ceil(cfg.Initial*cfg.RequestsPerAdmit)))
 	c.door = rate.NewLimiter(rate.Limit(cfg.Initial), doorBurst(cfg.Initial))
 	m.rate.Set(cfg.Initial)
@@ -217,6 +223,17 @@ func (c *Controller) advance(ctx context.Context, now time.Time, force bool) Sta
 	c.m.estimatedWait.Set(float64(st.Waiting) / r)
 	c.stats = st
 	return st
+}
+
+// freePeopleMax bounds the people free flow remembers (about 100 bytes
+// each).
+const freePeopleMax = 65536
+
+// freeAgain reports whether free flow let person in less than PassTTL
+// before now (their pass is still good: they only did not send it).
+func (c *Controller) freeAgain(person string, now time.Time) bool {
+	at, ok := c.freePeople.Get(person)
+	return ok && now.Sub(at) < c.cfg.PassTTL
 }
 
 // lineOpen reports whether a request without a pass must go to the line

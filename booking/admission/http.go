@@ -76,8 +76,11 @@ func (c *Controller) Middleware(next http.Handler) http.Handler {
 			passErr = ErrSignature // a pass with no person to bind it to
 		}
 		st := c.advance(r.Context(), now, false)
-		if !c.lineOpen(st, now) && c.free.AllowN(now, 1) {
+		if again := known && c.freeAgain(person, now); !c.lineOpen(st, now) && (again || c.free.AllowN(now, 1)) {
 			if known {
+				if !again {
+					c.freePeople.Add(person, now)
+				}
 				p := c.sign.sign(kindPass, person, claims{Issued: now, Expires: now.Add(c.cfg.PassTTL)})
 				w.Header().Set(PassHeader, p)
 				c.m.passesIssued.Inc()
