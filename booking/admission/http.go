@@ -75,18 +75,19 @@ func (c *Controller) Middleware(next http.Handler) http.Handler {
 		} else if pass != "" {
 			passErr = ErrSignature // a pass with no person to bind it to
 		}
-		st := c.advance(r.Context(), now, false)
-		if again := known && c.freeAgain(person, now); !c.lineOpen(st, now) && (again || c.free.AllowN(now, 1)) {
-			if known {
-				if !again {
-					c.freePeople.Add(person, now)
+		if st := c.advance(r.Context(), now, false); !c.lineOpen(st, now) {
+			again := known && c.freeAgain(person, now) // let in before, without the pass now: no token
+			if again || c.free.AllowN(now, 1) {
+				if known {
+					if !again {
+						c.freePeople.Add(person, now)
+					}
+					w.Header().Set(PassHeader, c.sign.sign(kindPass, person, claims{Issued: now, Expires: now.Add(c.cfg.PassTTL)}))
+					c.m.passesIssued.Inc()
 				}
-				p := c.sign.sign(kindPass, person, claims{Issued: now, Expires: now.Add(c.cfg.PassTTL)})
-				w.Header().Set(PassHeader, p)
-				c.m.passesIssued.Inc()
+				next.ServeHTTP(w, r)
+				return
 			}
-			next.ServeHTTP(w, r)
-			return
 		}
 		c.refuse(w, now, passErr)
 	})

@@ -216,30 +216,20 @@ func (l Law) step(rate, knee float64) float64 {
 // holds. Booking writes over the latency targets decrease
 // on their own, with MinWriteSamples of them, whatever the reads say.
 func (l Law) decide(w window, constrained bool) Verdict {
-	if w.Writes >= int64(l.MinWriteSamples) && (w.WriteP90 > l.TargetP90 || w.WriteP99 > l.TargetP99) {
+	writesOver := w.Writes >= int64(l.MinWriteSamples) && (w.WriteP90 > l.TargetP90 || w.WriteP99 > l.TargetP99)
+	// A saturated pool or a process out of CPU shows with or without
+	// latency samples.
+	hostOver := w.PoolP90 > l.MaxPoolWait || w.Sched > l.MaxSchedLatency
+	judged := w.Samples >= int64(l.MinSamples)
+	if writesOver || hostOver || judged && (w.P90 > l.TargetP90 || w.P99 > l.TargetP99 || w.ErrorRate > l.MaxErrorRate) {
 		return VerdictDecrease
 	}
-	if w.Samples < int64(l.MinSamples) {
-		// A saturated pool or a process out of CPU shows even without
-		// latency samples.
-		if w.PoolP90 > l.MaxPoolWait || w.Sched > l.MaxSchedLatency {
-			return VerdictDecrease
-		}
-		// Too few samples to judge a latency target by: the people admitted
-		// make little load (at the floor of 10/s, a flow that only checks
-		// eligibility makes ten requests a second, and the rate never rose
-		// while hundreds waited). With people held back and every sample
-		// there is within room, the rate grows; with none, it holds.
-		if constrained && w.Samples > 0 && l.roomy(w) {
-			return VerdictIncrease
-		}
-		return VerdictHold
-	}
-	if w.P90 > l.TargetP90 || w.P99 > l.TargetP99 || w.ErrorRate > l.MaxErrorRate || w.PoolP90 > l.MaxPoolWait ||
-		w.Sched > l.MaxSchedLatency {
-		return VerdictDecrease
-	}
-	if !constrained || !l.roomy(w) {
+	// With too few samples to judge a target by, the people admitted make
+	// little load (at the floor of 10/s, a flow that only checks
+	// eligibility makes ten requests a second, and the rate never rose
+	// while hundreds waited): the samples there are, all within room, are
+	// enough to grow on; with none, the rate holds.
+	if !constrained || w.Samples == 0 || !l.roomy(w) {
 		return VerdictHold
 	}
 	return VerdictIncrease

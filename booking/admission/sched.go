@@ -35,15 +35,22 @@ func (s *SchedSampler) Sample() time.Duration {
 		return 0
 	}
 	h := s.s[0].Value.Float64Histogram()
-	delta := make([]uint64, len(h.Counts))
-	for i, c := range h.Counts {
-		delta[i] = c
-		if i < len(s.prev) {
-			delta[i] -= s.prev[i]
-		}
-	}
+	delta := sinceLast(s.prev, h.Counts)
 	s.prev = append(s.prev[:0], h.Counts...)
 	return time.Duration(histQuantile(delta, h.Buckets, s.q) * float64(time.Second))
+}
+
+// sinceLast is the counts added to cumulative histogram counts cur since
+// prev (nil prev: all of cur).
+func sinceLast(prev, cur []uint64) []uint64 {
+	d := make([]uint64, len(cur))
+	for i, c := range cur {
+		d[i] = c
+		if i < len(prev) {
+			d[i] -= prev[i]
+		}
+	}
+	return d
 }
 
 // histQuantile is the q-quantile of a histogram of counts in buckets
